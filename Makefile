@@ -1,0 +1,54 @@
+# rai-lab: `make lab` runs the lab offline, `make test` runs the tests. Both set up .venv first.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+LATEST := .venv-openai-latest
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+.PHONY: setup lab test test-main test-openai-latest jupyter release cassettes clean
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## Run the French lab headless: replay mode, embedded local Spark, no network.
+lab: $(STAMP)
+	$(BIN)/rai-lab run --lang fr --mode replay --out out
+
+## The whole test suite, then the HTTP tests again with the newest openai release.
+test: test-main test-openai-latest
+
+test-main: $(STAMP)
+	$(BIN)/python -m pytest
+
+$(LATEST)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST)/bin/python -m pip install --quiet --upgrade openai "vcrpy==9.4.2" "PyYAML==6.0.3" "pytest==9.2.0"
+	$(LATEST)/bin/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+test-openai-latest: $(LATEST)/.installed
+	@$(LATEST)/bin/python -c "import openai; print('newest openai:', openai.__version__)"
+	$(LATEST)/bin/python -m pytest -m http
+
+## JupyterLab on the learner notebooks.
+jupyter: $(STAMP)
+	$(BIN)/jupyter lab $(ALLOW_ROOT) lab/
+
+## Regenerate lab/ from solutions/ (nbgrader generate_assignment).
+release: $(STAMP)
+	$(BIN)/rai-lab release
+
+## Re-record the shipped cassettes from the rai-lab stand-in.
+cassettes: $(STAMP)
+	$(BIN)/rai-lab record --standin --deployment gpt-35-turbo
+	$(BIN)/rai-lab record --standin --deployment gpt-4o
+
+clean:
+	rm -rf out $(VENV) $(LATEST) *.egg-info .pytest_cache

@@ -1,0 +1,15 @@
+"""rai-lab: a Jupyter teaching kit with automated grading for the Responsible AI lab (AI-06)."""
+
+from rai_lab.errors import CassetteError, CassetteMissError, JavaMissingError, RaiLabError
+
+__version__ = "0.1.0"
+
+
+def start(mode="replay", deployment="gpt-35-turbo", cassette=None, lang=None):
+    """Start the kit in a notebook: replay or live calls, and embedded Spark. See rai_lab.kit."""
+    from rai_lab import kit
+
+    return kit.start(mode=mode, deployment=deployment, cassette=cassette, lang=lang)
+
+
+__all__ = ["CassetteError", "CassetteMissError", "JavaMissingError", "RaiLabError", "start", "__version__"]

@@ -1,0 +1,358 @@
+"""vcrpy cassettes of the Azure OpenAI calls: replay offline, record live, scrubbed of secrets."""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import json
+import os
+import re
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+from vcr.cassette import Cassette
+from vcr.record_mode import RecordMode
+from vcr.serializers import yamlserializer
+
+from rai_lab import events, paths
+from rai_lab.errors import CassetteError, CassetteMissError
+from rai_lab.messages import say
+from rai_lab.standin import STANDIN_HEADER, STANDIN_MARK
+
+# Recorded requests keep the path and query of the call, never the learner's host.
+SCRUBBED_ORIGIN = "https://azure-openai.invalid"
+KEPT_REQUEST_HEADERS = ("content-type",)
+KEPT_RESPONSE_HEADERS = ("content-type",)
+REDACTED = "<redacted>"
+
+SOURCE_STANDIN = "rai-lab-standin"
+SOURCE_AZURE = "azure-openai"
+
+
+def _body_json(request) -> object:
+    body = request.body
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        return body
+
+
+def normal_path(path: str) -> str:
+    """A request path with repeated slashes folded (an endpoint with a trailing slash gives //openai)."""
+    return re.sub(r"/{2,}", "/", path)
+
+
+def route(r1, r2) -> None:
+    """vcrpy matcher: same HTTP method and path (the deployment); host and api-version ignored."""
+    assert r1.method == r2.method, f"method {r1.method} != {r2.method}"
+    assert normal_path(r1.path) == normal_path(r2.path), f"path {r1.path} != {r2.path}"
+
+
+def body(r1, r2) -> None:
+    """vcrpy matcher: the same JSON request (model, messages, max_tokens...), key order ignored."""
+    assert _body_json(r1) == _body_json(r2), "different request body"
+
+
+def user_prompt(request_json: object) -> str:
+    """The last user message of a chat request, for messages."""
+    if isinstance(request_json, dict):
+        for message in reversed(request_json.get("messages") or []):
+            if isinstance(message, dict) and message.get("role") == "user":
+                return str(message.get("content"))
+    return "?"
+
+
+def deployment_of(path: str) -> str:
+    parts = normal_path(path).strip("/").split("/")
+    return parts[2] if len(parts) > 2 and parts[:2] == ["openai", "deployments"] else "?"
+
+
+def scrub_request(request):
+    """A copy of the request without headers (api-key, Authorization...) nor the real host."""
+    request = copy.deepcopy(request)
+    request.headers = {k: v for k, v in request.headers.items() if k.lower() in KEPT_REQUEST_HEADERS}
+    parts = urlsplit(request.uri)
+    origin = urlsplit(SCRUBBED_ORIGIN)
+    request.uri = urlunsplit((origin.scheme, origin.netloc, normal_path(parts.path), parts.query, ""))
+    return request
+
+
+def _secrets() -> list[str]:
+    """Values that must never be written: the learner's key, endpoint and host."""
+    found = []
+    key = os.environ.get("AZURE_OPENAI_API_KEY", "")
+    if len(key) >= 6:
+        found.append(key)
+    endpoint = os.environ.get("AZURE_OPENAI_ENDPOINT", "")
+    host = urlsplit(endpoint).hostname if "://" in endpoint else None
+    if host:
+        found.extend([endpoint.rstrip("/"), host])
+    return found
+
+
+def redact(text: str, secrets: list[str] | None = None) -> str:
+    """`text` with every secret value replaced by <redacted>."""
+    for secret in sorted(secrets if secrets is not None else _secrets(), key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def _redact_interaction(request, response):
+    secrets = _secrets()
+    if not secrets:
+        return request, response
+    request.uri = redact(request.uri, secrets)
+    if isinstance(request.body, bytes):
+        request.body = redact(request.body.decode("utf-8", "replace"), secrets).encode("utf-8")
+    elif isinstance(request.body, str):
+        request.body = redact(request.body, secrets)
+    raw = response["body"]["string"]
+    if isinstance(raw, bytes):
+        response["body"]["string"] = redact(raw.decode("utf-8", "replace"), secrets).encode("utf-8")
+    elif isinstance(raw, str):
+        response["body"]["string"] = redact(raw, secrets)
+    return request, response
+
+
+def _response_json(response: dict) -> object:
+    raw = response["body"]["string"]
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def _answer(response: dict) -> str | None:
+    data = _response_json(response)
+    try:
+        return data["choices"][0]["message"]["content"]  # type: ignore[index]
+    except (TypeError, KeyError, IndexError):
+        return None
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """A path as a learner should read it: relative to the kit or the working folder when inside."""
+    path = Path(path).resolve()
+    for base in (paths.ROOT, Path.cwd()):
+        try:
+            return str(path.relative_to(base))
+        except ValueError:
+            continue
+    return str(path)
+
+
+class KitCassette(Cassette):
+    """A vcrpy cassette as the lab needs it.
+
+    Replay: an answer is found by route and body (never host or api-version); the least-played
+    matching answer is given, so re-running a cell replays the same answers and several samples
+    of one request come back in their recorded order; a request with no answer raises
+    CassetteMissError at once. Live: each 200 exchange is scrubbed and saved as it happens.
+    """
+
+    lang = "fr"
+
+    def can_play_response_for(self, request):
+        playable = super().can_play_response_for(request)
+        if not playable and self.write_protected:
+            raise CassetteMissError(self.explain_miss(request))
+        return playable
+
+    def play_response(self, request):
+        matches = list(self._responses(request))
+        if not matches:
+            return super().play_response(request)
+        index, response = min(matches, key=lambda item: (self.play_counts[item[0]], item[0]))
+        self.play_counts[index] += 1
+        self._log_call(request, response, "replay")
+        return response
+
+    def append(self, request, response):
+        before = len(self.data)
+        super().append(request, response)
+        if len(self.data) > before and self.record_mode != RecordMode.NONE:
+            self._log_call(request, response, "live")
+            self._note_source(response)
+            self._save(force=True)
+
+    def _log_call(self, request, response, source: str) -> None:
+        payload = _body_json(request)
+        events.emit(
+            "call",
+            source=source,
+            deployment=deployment_of(request.path),
+            request=payload if isinstance(payload, dict) else None,
+            status=response["status"]["code"],
+            answer=_answer(response),
+        )
+
+    def _note_source(self, response) -> None:
+        data = _response_json(response)
+        fingerprint = data.get("system_fingerprint") if isinstance(data, dict) else None
+        headers = {k.lower() for k in response.get("headers", {})}
+        from_standin = fingerprint == STANDIN_MARK or STANDIN_HEADER in headers
+        provenance = self._metadata.setdefault("provenance", {})
+        sources = set(provenance.get("sources", []))
+        sources.add(SOURCE_STANDIN if from_standin else SOURCE_AZURE)
+        provenance.update(describe_source(sources))
+        provenance["sources"] = sorted(sources)
+        provenance["recorded_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        self._metadata["provenance"] = provenance
+
+    def explain_miss(self, request) -> str:
+        wanted = _body_json(request)
+        prompt = user_prompt(wanted)
+        diffs = []
+        for stored, _ in self.data:
+            stored_json = _body_json(stored)
+            if user_prompt(stored_json) != prompt or not isinstance(stored_json, dict):
+                continue
+            keys = sorted(set(stored_json) | set(wanted if isinstance(wanted, dict) else {}))
+            for key in keys:
+                mine = wanted.get(key) if isinstance(wanted, dict) else None
+                theirs = stored_json.get(key)
+                if mine != theirs:
+                    label = "system prompt" if key == "messages" else key
+                    shown = (
+                        f"{label}: {_short(mine)} ≠ {_short(theirs)}"
+                        if key != "messages"
+                        else f"{label} ≠ {_short(_system_of(theirs))}"
+                    )
+                    diffs.append((label, shown))
+            if normal_path(stored.path) != normal_path(request.path):
+                diffs.append(("deployment", f"deployment: {deployment_of(request.path)} ≠ {deployment_of(stored.path)}"))
+            break
+        detail = ""
+        if diffs:
+            detail = say(
+                "miss_differs",
+                self.lang,
+                fields=", ".join(dict.fromkeys(label for label, _ in diffs)),
+                diffs="; ".join(shown for _, shown in diffs),
+            )
+        return say(
+            "cassette_miss",
+            self.lang,
+            prompt=prompt,
+            deployment=deployment_of(request.path),
+            cassette=display_path(self._path),
+            detail=detail,
+        )
+
+
+def _system_of(messages) -> str | None:
+    for message in messages or []:
+        if isinstance(message, dict) and message.get("role") == "system":
+            return message.get("content")
+    return None
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def describe_source(sources: set[str]) -> dict:
+    if sources == {SOURCE_STANDIN}:
+        return {
+            "source": SOURCE_STANDIN,
+            "note": "Synthetic answers from the rai-lab Azure OpenAI stand-in server, "
+            "NOT a real model's output. Re-record from a real deployment with `rai-lab record`.",
+        }
+    if SOURCE_STANDIN in sources:
+        return {"source": "mixed", "note": "Some answers come from the rai-lab stand-in (synthetic)."}
+    return {"source": SOURCE_AZURE, "note": "Answers recorded from an Azure OpenAI deployment."}
+
+
+def _drop_failed_and_scrub(response):
+    """Only successful exchanges are recorded, with no header but the content type."""
+    if response["status"]["code"] != 200:
+        return None
+    response["headers"] = {
+        k: v for k, v in response["headers"].items() if k.lower() in KEPT_RESPONSE_HEADERS
+    }
+    return response
+
+
+def load_safely(path: str | os.PathLike) -> dict:
+    """Parse a cassette file with the safe YAML loader; CassetteError when it is not a cassette."""
+    path = Path(path)
+    if not path.is_file():
+        raise CassetteError(say("cassette_not_found", None, cassette=display_path(path)))
+    try:
+        data = yamlserializer.deserialize(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
+            raise ValueError("no 'interactions' list")
+        for item in data["interactions"]:
+            if not isinstance(item, dict) or "request" not in item or "response" not in item:
+                raise ValueError("an interaction without request or response")
+    except (yaml.YAMLError, ValueError, UnicodeDecodeError) as err:
+        reason = str(err).splitlines()[0][:200]
+        raise CassetteError(say("cassette_unreadable", None, cassette=display_path(path), reason=reason)) from err
+    return data
+
+
+def provenance(path: str | os.PathLike) -> dict:
+    """The provenance a cassette carries (empty when it has none)."""
+    data = load_safely(path)
+    return dict((data.get("metadata") or {}).get("provenance") or {})
+
+
+def provenance_line(prov: dict, lang: str) -> str:
+    recorded_at = str(prov.get("recorded_at", "?"))[:10]
+    if prov.get("source") == SOURCE_STANDIN:
+        return say("provenance_standin", lang, recorded_at=recorded_at)
+    if prov.get("source") in (SOURCE_AZURE, "mixed"):
+        return say("provenance_azure", lang, deployment=prov.get("deployment", "?"), recorded_at=recorded_at)
+    return say("provenance_unknown", lang)
+
+
+def use(mode: str, path: str | os.PathLike, lang: str = "fr", fresh: bool = False, extra: dict | None = None):
+    """A vcrpy context for `mode` ("replay" or "live") on the cassette at `path`.
+
+    Replay checks the file first (missing or unsafe -> CassetteError with the reason).
+    Live records to `path` (created, or extended; `fresh` starts it anew).
+    """
+    path = Path(path)
+    if mode == "replay":
+        load_safely(path)
+        record_mode = RecordMode.NONE
+    else:
+        if fresh and path.exists():
+            path.unlink()
+        record_mode = RecordMode.ALL
+    context = KitCassette.use(
+        path=str(path),
+        serializer=yamlserializer,
+        record_mode=record_mode,
+        match_on=[route, body],
+        before_record_request=scrub_request,
+        before_record_response=_drop_failed_and_scrub,
+        before_save_interaction=_redact_interaction,
+        allow_playback_repeats=True,
+    )
+    return _Configured(context, lang, extra or {})
+
+
+class _Configured:
+    """Enters a vcrpy cassette context and sets the kit's fields on the cassette."""
+
+    def __init__(self, context, lang: str, extra: dict):
+        self._context, self._lang, self._extra = context, lang, extra
+        self.cassette: KitCassette | None = None
+
+    def __enter__(self) -> KitCassette:
+        self.cassette = self._context.__enter__()
+        self.cassette.lang = self._lang
+        if self.cassette.record_mode != RecordMode.NONE:
+            prov = self.cassette._metadata.setdefault("provenance", {})
+            prov.update(self._extra)
+        return self.cassette
+
+    def __exit__(self, *exc_info):
+        return self._context.__exit__(*exc_info)

@@ -1,0 +1,177 @@
+"""`rai-lab`: the command line. It parses arguments, calls the library and prints its results."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rai_lab import paths
+from rai_lab.errors import RaiLabError
+
+SUMMARY = {
+    "fr": {
+        "title": "rai-lab · {assignment} · mode {mode} · déploiement {deployment}",
+        "cassette": "cassette : {cassette}",
+        "prompts": "prompts répondus : {answered}/{expected} ({neutral} neutres, {loaded} orientés)",
+        "frames": "DataFrames : {frames}",
+        "rows": "{name} {rows} lignes",
+        "spark": "Spark : {spark}",
+        "output": "notebook exécuté : {output}",
+        "open": "pour l'ouvrir : .venv/bin/jupyter lab {output}   (ou : make jupyter)",
+        "failed": "ÉCHEC : {error}",
+        "none": "aucun",
+    },
+    "en": {
+        "title": "rai-lab · {assignment} · mode {mode} · deployment {deployment}",
+        "cassette": "cassette: {cassette}",
+        "prompts": "prompts answered: {answered}/{expected} ({neutral} neutral, {loaded} loaded)",
+        "frames": "DataFrames: {frames}",
+        "rows": "{name} {rows} rows",
+        "spark": "Spark: {spark}",
+        "output": "executed notebook: {output}",
+        "open": "to open it: .venv/bin/jupyter lab {output}   (or: make jupyter)",
+        "failed": "FAILED: {error}",
+        "none": "none",
+    },
+}
+
+LAB_PROMPTS = 10
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def print_summary(result) -> None:
+    from rai_lab.cassette import provenance_line
+
+    text = SUMMARY[result.lang]
+    answered = [call for call in result.calls if call.get("status") == 200 and call.get("answer") is not None]
+    loaded = sum(1 for call in answered if any(w in _prompt(call) for w in (" male ", " female ")))
+    lines = [text["title"].format(assignment=paths.ASSIGNMENTS[result.lang], mode=result.mode, deployment=result.deployment)]
+    if result.cassette:
+        lines.append(text["cassette"].format(cassette=result.cassette))
+        if result.mode == "replay":
+            lines.append(provenance_line(result.provenance, result.lang))
+    lines.append(
+        text["prompts"].format(
+            answered=len(answered), expected=LAB_PROMPTS, neutral=len(answered) - loaded, loaded=loaded
+        )
+    )
+    frames = ", ".join(text["rows"].format(name=name, rows=rows) for name, rows in result.dataframes.items())
+    lines.append(text["frames"].format(frames=frames or text["none"]))
+    if result.spark:
+        lines.append(text["spark"].format(spark=result.spark))
+    lines.append(text["output"].format(output=_relative(result.output)))
+    if result.ok:
+        lines.append(text["open"].format(output=_relative(result.output)))
+    else:
+        lines.append(text["failed"].format(error=result.error))
+        if result.hint:
+            lines.append(result.hint)
+    print("\n".join(lines), flush=True)
+
+
+def _prompt(call: dict) -> str:
+    from rai_lab.cassette import user_prompt
+
+    return " " + user_prompt(call.get("request")).lower() + " "
+
+
+def cmd_run(args) -> int:
+    from rai_lab import runner
+
+    result = runner.run(
+        lang=args.lang, mode=args.mode, deployment=args.deployment, out_dir=args.out,
+        notebook=args.notebook, cassette=args.cassette, progress=not args.no_progress,
+    )
+    print_summary(result)
+    return 0 if result.ok else 1
+
+
+def cmd_record(args) -> int:
+    from rai_lab import runner
+    from rai_lab.cassette import display_path, provenance, provenance_line
+
+    result = runner.record(deployment=args.deployment, target=args.out, standin=args.standin, progress=not args.no_progress)
+    print_summary(result)
+    if not result.ok:
+        return 1
+    target = Path(args.out) if args.out else paths.reference_cassette(args.deployment)
+    print(f"recorded: {display_path(target)} ({len(result.calls)} exchanges)")
+    print(provenance_line(provenance(target), "en"))
+    return 0
+
+
+def cmd_release(args) -> int:
+    from rai_lab import release
+
+    if args.check:
+        stale = release.stale()
+        if stale:
+            print("lab/ is stale (run `rai-lab release`): " + ", ".join(stale), file=sys.stderr)
+            return 1
+        print("lab/ is up to date with solutions/")
+        return 0
+    for path in release.release():
+        print(f"released: {_relative(path)}")
+    return 0
+
+
+def cmd_standin(args) -> int:
+    from rai_lab import standin
+
+    return standin.run_from_args(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from rai_lab import __version__, standin
+
+    parser = argparse.ArgumentParser(prog="rai-lab", description="Jupyter teaching kit for the Responsible AI lab (AI-06).")
+    parser.add_argument("--version", action="version", version=f"rai-lab {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the lab headless with papermill")
+    run.add_argument("--lang", choices=sorted(paths.ASSIGNMENTS), default="fr")
+    run.add_argument("--mode", choices=("replay", "live"), default="replay")
+    run.add_argument("--deployment", default="gpt-35-turbo")
+    run.add_argument("--out", default="out", help="output folder (default: out)")
+    run.add_argument("--notebook", help="a notebook to run instead of the solution (e.g. a learner's)")
+    run.add_argument("--cassette", help="cassette to replay from (replay) or record to (live)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.set_defaults(func=cmd_run)
+
+    rec = sub.add_parser("record", help="re-record a cassette by running the lab live")
+    rec.add_argument("--deployment", default="gpt-35-turbo")
+    rec.add_argument("--out", help="cassette to write (default: the reference cassette of the deployment)")
+    rec.add_argument("--standin", action="store_true", help="record from the rai-lab stand-in instead of Azure")
+    rec.add_argument("--no-progress", action="store_true")
+    rec.set_defaults(func=cmd_record)
+
+    rel = sub.add_parser("release", help="generate lab/ from solutions/ with nbgrader")
+    rel.add_argument("--check", action="store_true", help="only check that lab/ is up to date")
+    rel.set_defaults(func=cmd_release)
+
+    std = sub.add_parser("standin", help="run the Azure OpenAI stand-in server on 127.0.0.1")
+    standin.add_arguments(std)
+    std.set_defaults(func=cmd_standin)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except RaiLabError as err:
+        print(f"rai-lab: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""The kit cell of the lab: start replay or live calls, embedded Spark, and learner-facing hints."""
+
+from __future__ import annotations
+
+import atexit
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rai_lab import cassette as cassettes
+from rai_lab import events, hints, paths
+from rai_lab import spark as spark_mod
+from rai_lab.errors import RaiLabError
+from rai_lab.messages import detect_lang, say
+
+MODES = ("replay", "live")
+LAB_DATAFRAMES = ("neutral_df", "loaded_df")
+
+
+@dataclass
+class KitSession:
+    """What `start` set up in this kernel."""
+
+    mode: str
+    deployment: str
+    cassette_path: Path
+    lang: str
+    provenance: dict = field(default_factory=dict)
+    context: object = None
+    spark: object = None
+
+    def stop(self) -> None:
+        if self.context is not None:
+            self.context.__exit__(None, None, None)
+            self.context = None
+
+
+_current: KitSession | None = None
+
+
+def current() -> KitSession | None:
+    """The kit session of this kernel, if `start` ran."""
+    return _current
+
+
+def resolve_cassette(mode: str, deployment: str, cassette: str | os.PathLike | None) -> Path:
+    if cassette:
+        return Path(cassette).expanduser().resolve()
+    if mode == "replay":
+        return paths.reference_cassette(deployment)
+    return (Path.cwd() / f"rai-lab-live-{deployment}.yaml").resolve()
+
+
+def start(mode: str = "replay", deployment: str = "gpt-35-turbo", cassette=None, lang: str | None = None):
+    """Start the kit: calls replayed from (or recorded to) a cassette, then the Spark session."""
+    global _current
+    lang = detect_lang(lang)
+    if mode not in MODES:
+        raise RaiLabError(say("bad_mode", lang, mode=mode))
+    if _current is not None:  # the kit cell was run again: leave the previous cassette first
+        _current.stop()
+        _current = None
+    path = resolve_cassette(mode, deployment, cassette)
+    extra = {"deployment": deployment, "lab": "responsible-ai"}
+    context = cassettes.use(mode, path, lang=lang, extra=extra)
+    context.__enter__()
+    session = KitSession(mode=mode, deployment=deployment, cassette_path=path, lang=lang, context=context)
+    _current = session
+    atexit.register(session.stop)
+    if mode == "replay":
+        session.provenance = cassettes.provenance(path)
+    _install_ipython_hooks(lang)
+    events.emit(
+        "start",
+        mode=mode,
+        deployment=deployment,
+        lang=lang,
+        cassette=cassettes.display_path(path),
+        provenance=session.provenance,
+    )
+    print(say("banner", lang, mode=mode, deployment=deployment))
+    if mode == "replay":
+        count = len(context.cassette.data) if context.cassette else 0
+        print(say("banner_replay", lang, cassette=cassettes.display_path(path), count=count))
+        print(cassettes.provenance_line(session.provenance, lang))
+    else:
+        print(say("banner_live", lang, cassette=cassettes.display_path(path)))
+    session.spark = spark_mod.session(lang)
+    where = spark_mod.describe(session.spark)
+    events.emit("spark", target=where)
+    print(say("banner_spark", lang, spark=where))
+    return session
+
+
+def _install_ipython_hooks(lang: str) -> None:
+    """Hints under Azure OpenAI errors; DataFrame sizes reported to `rai-lab run`."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    import openai
+
+    def show_with_hint(self, etype, value, tb, tb_offset=None):
+        stb = self.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=tb_offset)
+        hint = hints.explain(value, lang)
+        if hint:
+            stb = [*stb, "", f"rai-lab: {hint}"]
+            events.emit("error", ename=etype.__name__, hint=hint)
+        self._showtraceback(etype, value, stb)
+        return stb
+
+    shell.set_custom_exc((openai.APIError,), show_with_hint)
+    if os.environ.get(events.EVENTS_ENV):
+        _watch_dataframes(shell)
+
+
+def _watch_dataframes(shell) -> None:
+    seen: dict[str, int] = {}
+
+    def report(result=None) -> None:
+        for name in LAB_DATAFRAMES:
+            value = shell.user_ns.get(name)
+            if value is None or seen.get(name) == id(value) or not hasattr(value, "count"):
+                continue
+            seen[name] = id(value)
+            try:
+                events.emit("dataframe", name=name, rows=value.count(), columns=list(value.columns))
+            except Exception as err:  # noqa: BLE001 - a report must never break the learner's cell
+                events.emit("dataframe", name=name, error=type(err).__name__)
+
+    for callback in list(shell.events.callbacks["post_run_cell"]):
+        if getattr(callback, "__name__", "") == "rai_lab_report":
+            shell.events.unregister("post_run_cell", callback)
+    report.__name__ = "rai_lab_report"
+    shell.events.register("post_run_cell", report)

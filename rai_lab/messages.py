@@ -1,0 +1,128 @@
+"""Learner- and instructor-facing messages, in French and English."""
+
+from __future__ import annotations
+
+import os
+
+LANGS = ("fr", "en")
+
+_MESSAGES: dict[str, dict[str, str]] = {
+    "banner": {
+        "fr": "rai-lab · mode {mode} · déploiement {deployment}",
+        "en": "rai-lab · mode {mode} · deployment {deployment}",
+    },
+    "banner_replay": {
+        "fr": "Réponses rejouées depuis la cassette {cassette} ({count} échanges enregistrés) : aucune requête ne quitte la machine.",
+        "en": "Answers replayed from cassette {cassette} ({count} recorded exchanges): no request leaves this machine.",
+    },
+    "banner_live": {
+        "fr": "Appels réels vers AZURE_OPENAI_ENDPOINT ; chaque échange est enregistré (sans clé ni hôte) dans {cassette}.",
+        "en": "Real calls to AZURE_OPENAI_ENDPOINT; each exchange is recorded (without key or host) to {cassette}.",
+    },
+    "provenance_standin": {
+        "fr": "Provenance : serveur de substitution rai-lab (textes synthétiques, PAS les réponses d'un vrai modèle), enregistré le {recorded_at}.",
+        "en": "Provenance: the rai-lab stand-in server (synthetic text, NOT a real model's answers), recorded on {recorded_at}.",
+    },
+    "provenance_azure": {
+        "fr": "Provenance : Azure OpenAI, déploiement {deployment}, enregistré le {recorded_at}.",
+        "en": "Provenance: Azure OpenAI, deployment {deployment}, recorded on {recorded_at}.",
+    },
+    "provenance_unknown": {
+        "fr": "Provenance : inconnue (cassette sans métadonnées rai-lab).",
+        "en": "Provenance: unknown (cassette without rai-lab metadata).",
+    },
+    "banner_spark": {
+        "fr": "Spark : {spark}.",
+        "en": "Spark: {spark}.",
+    },
+    "cassette_miss": {
+        "fr": (
+            "Aucune réponse enregistrée pour le prompt « {prompt} » (déploiement {deployment}) "
+            "dans la cassette {cassette}.{detail} En mode replay, seuls les appels de l'exercice "
+            "sont enregistrés : gardez les prompts, le prompt système, le modèle et max_tokens=100 "
+            "tels que l'exercice les donne, ou passez en mode live (mode = \"live\") avec votre "
+            "propre ressource Azure OpenAI."
+        ),
+        "en": (
+            "No recorded answer for the prompt \"{prompt}\" (deployment {deployment}) in cassette "
+            "{cassette}.{detail} In replay mode only the exercise's calls are recorded: keep the "
+            "prompts, the system prompt, the model and max_tokens=100 as the exercise gives them, "
+            "or switch to live mode (mode = \"live\") with your own Azure OpenAI resource."
+        ),
+    },
+    "miss_differs": {
+        "fr": " Ce prompt est bien enregistré, mais avec {fields} différent(s) : {diffs}.",
+        "en": " This prompt is recorded, but with a different {fields}: {diffs}.",
+    },
+    "cassette_not_found": {
+        "fr": "Cassette introuvable : {cassette}. Vérifiez le chemin, ou enregistrez-la avec `rai-lab record`.",
+        "en": "Cassette not found: {cassette}. Check the path, or record it with `rai-lab record`.",
+    },
+    "cassette_unreadable": {
+        "fr": "Cassette illisible : {cassette} ({reason}). Elle n'a pas été chargée ; remplacez-la par une cassette enregistrée avec `rai-lab record`.",
+        "en": "Unreadable cassette: {cassette} ({reason}). It was not loaded; replace it with one recorded by `rai-lab record`.",
+    },
+    "bad_mode": {
+        "fr": "Mode inconnu : {mode!r}. Choisissez \"replay\" (hors ligne) ou \"live\" (Azure OpenAI réel).",
+        "en": "Unknown mode: {mode!r}. Choose \"replay\" (offline) or \"live\" (real Azure OpenAI).",
+    },
+    "java_missing": {
+        "fr": (
+            "Spark local a besoin de Java 17, introuvable ici ({reason}). Installez-le "
+            "(conda install -c conda-forge openjdk=17 ; ou apt install openjdk-17-jre-headless ; "
+            "ou brew install openjdk@17) puis redémarrez le noyau, ou utilisez un serveur Spark "
+            "Connect en définissant SPARK_REMOTE=sc://hôte:port."
+        ),
+        "en": (
+            "Local Spark needs Java 17, which was not found ({reason}). Install it "
+            "(conda install -c conda-forge openjdk=17; or apt install openjdk-17-jre-headless; "
+            "or brew install openjdk@17) and restart the kernel, or use a Spark Connect server "
+            "by setting SPARK_REMOTE=sc://host:port."
+        ),
+    },
+    "hint_401": {
+        "fr": "Azure OpenAI a refusé la clé (401). Vérifiez AZURE_OPENAI_API_KEY (portail Azure > Clés et points de terminaison) et que AZURE_OPENAI_ENDPOINT est celui de la même ressource.",
+        "en": "Azure OpenAI refused the key (401). Check AZURE_OPENAI_API_KEY (Azure portal > Keys and Endpoint) and that AZURE_OPENAI_ENDPOINT belongs to the same resource.",
+    },
+    "hint_deployment": {
+        "fr": "Le déploiement « {deployment} » n'existe pas sur cette ressource (404 DeploymentNotFound). Créez-le dans Azure AI Studio (page Deployments) sous ce nom exact, ou attendez quelques minutes s'il vient d'être créé.",
+        "en": "Deployment \"{deployment}\" does not exist on this resource (404 DeploymentNotFound). Create it in Azure AI Studio (Deployments page) with that exact name, or wait a few minutes if you just created it.",
+    },
+    "hint_404": {
+        "fr": "Ressource introuvable (404). Vérifiez AZURE_OPENAI_ENDPOINT (https://<votre-ressource>.openai.azure.com/) et AZURE_OPENAI_API_VERSION (par exemple 2023-03-15-preview).",
+        "en": "Resource not found (404). Check AZURE_OPENAI_ENDPOINT (https://<your-resource>.openai.azure.com/) and AZURE_OPENAI_API_VERSION (for example 2023-03-15-preview).",
+    },
+    "hint_429": {
+        "fr": "Limite de débit atteinte (429) : le déploiement a dépassé son quota de jetons par minute (5 000 dans l'exercice). Attendez {retry_after} secondes puis réexécutez la cellule, ou augmentez la limite du déploiement.",
+        "en": "Rate limit reached (429): the deployment went over its tokens-per-minute quota (5,000 in the exercise). Wait {retry_after} seconds and run the cell again, or raise the deployment's limit.",
+    },
+    "hint_content_filter": {
+        "fr": "Le filtre de contenu d'Azure a bloqué ce prompt (400 content_filter, catégorie : {categories}). Reformulez le prompt ; le filtre fait partie des pratiques d'IA responsable du service.",
+        "en": "Azure's content filter blocked this prompt (400 content_filter, category: {categories}). Rephrase the prompt; the filter is part of the service's responsible-AI practices.",
+    },
+    "hint_connection": {
+        "fr": "Impossible de joindre AZURE_OPENAI_ENDPOINT ({cause}). Vérifiez l'URL et votre connexion, ou travaillez hors ligne en mode replay (mode = \"replay\").",
+        "en": "Could not reach AZURE_OPENAI_ENDPOINT ({cause}). Check the URL and your connection, or work offline in replay mode (mode = \"replay\").",
+    },
+    "hint_other": {
+        "fr": "Azure OpenAI a répondu {status} : {message}",
+        "en": "Azure OpenAI answered {status}: {message}",
+    },
+}
+
+
+def say(key: str, lang: str | None = None, **values: object) -> str:
+    """The message `key` in `lang` (French when unknown), filled with `values`."""
+    entry = _MESSAGES[key]
+    return entry.get(lang or "fr", entry["fr"]).format(**values)
+
+
+def detect_lang(explicit: str | None = None) -> str:
+    """The learner's language: explicit, else RAI_LAB_LANG, else the notebook's path, else French."""
+    for candidate in (explicit, os.environ.get("RAI_LAB_LANG")):
+        if candidate in LANGS:
+            return candidate
+    session = os.environ.get("JPY_SESSION_NAME", "")
+    if "-en" in session or "_en" in session:
+        return "en"
+    return "fr"

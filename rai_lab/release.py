@@ -1,0 +1,65 @@
+"""The release step: nbgrader generate_assignment turns solutions/ into the learner notebooks in lab/."""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+from rai_lab import paths
+from rai_lab.errors import RaiLabError
+
+
+def tool_env() -> dict[str, str]:
+    """The environment for nbgrader's subprocesses: this interpreter's bin/ first on PATH (nbgrader
+    runs `alembic` by name, which is only found there when the virtualenv is not activated)."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")])}
+
+
+def generate(lang: str, dest: Path) -> Path:
+    """Run nbgrader generate_assignment for one language into `dest`; the released notebook's path."""
+    assignment = paths.ASSIGNMENTS[lang]
+    with tempfile.TemporaryDirectory(prefix="rai-lab-release-") as work:
+        course = Path(work)
+        shutil.copytree(paths.SOLUTIONS / assignment, course / "source" / assignment)
+        shutil.copy(paths.GRADERS / "nbgrader_config.py", course / "nbgrader_config.py")
+        env = {**tool_env(), "RAI_LAB_LANG": lang}
+        done = subprocess.run(
+            [sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force",
+             f"--CourseDirectory.root={course}", f"--CourseDirectory.db_url=sqlite:///{course / 'gradebook.db'}"],
+            cwd=course, env=env, capture_output=True, text=True,
+        )
+        released = course / "release" / assignment / paths.NOTEBOOK
+        if done.returncode != 0 or not released.exists():
+            raise RaiLabError(f"nbgrader generate_assignment failed for {assignment}:\n{done.stdout}{done.stderr}")
+        target = dest / assignment / paths.NOTEBOOK
+        target.parent.mkdir(parents=True, exist_ok=True)
+        notebook = nbformat.read(released, as_version=4)
+        target.write_text(nbformat.writes(notebook) + "\n", encoding="utf-8")
+    return target
+
+
+def release(dest: Path | None = None) -> list[Path]:
+    """Regenerate lab/ (or `dest`) for both languages."""
+    dest = dest or paths.LAB
+    return [generate(lang, dest) for lang in paths.ASSIGNMENTS]
+
+
+def stale(dest: Path | None = None) -> list[str]:
+    """The released notebooks that differ from what `release` would write now."""
+    with tempfile.TemporaryDirectory(prefix="rai-lab-check-") as work:
+        fresh = release(Path(work))
+        committed = dest or paths.LAB
+        return [
+            str(path.relative_to(work))
+            for path in fresh
+            if not (committed / path.relative_to(work)).exists()
+            or not filecmp.cmp(path, committed / path.relative_to(work), shallow=False)
+        ]

@@ -1,0 +1,192 @@
+"""Headless runs of the lab with papermill, and the summary a user reads afterwards."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets as _secrets_mod
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rai_lab import cassette as cassettes
+from rai_lab import events, paths
+from rai_lab.errors import RaiLabError
+from rai_lab.standin import DEFAULT_DEPLOYMENTS, StandinConfig, StandinServer
+
+AZURE_VARS = ("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_VERSION")
+DEFAULT_API_VERSION = "2023-03-15-preview"
+
+
+@dataclass
+class RunResult:
+    """What a run did, read from the kit's events and the executed notebook."""
+
+    lang: str
+    mode: str
+    deployment: str
+    output: Path
+    cassette: str | None = None
+    provenance: dict = field(default_factory=dict)
+    calls: list[dict] = field(default_factory=list)
+    dataframes: dict[str, int] = field(default_factory=dict)
+    spark: str | None = None
+    error: str | None = None
+    hint: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str | None]):
+    """Set (or unset, for None) environment variables for the kernel papermill starts."""
+    saved = {key: os.environ.get(key) for key in values}
+    try:
+        for key, value in values.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def redact_notebook(path: Path, secret_values: list[str]) -> None:
+    """Rewrite an executed notebook with every secret value replaced by <redacted>."""
+    if not secret_values or not path.exists():
+        return
+    text = path.read_text(encoding="utf-8")
+    cleaned = text
+    for secret in sorted(secret_values, key=len, reverse=True):
+        cleaned = cleaned.replace(secret, cassettes.REDACTED)
+        cleaned = cleaned.replace(json.dumps(secret)[1:-1], cassettes.REDACTED)
+    if cleaned != text:
+        path.write_text(cleaned, encoding="utf-8")
+
+
+def run(
+    lang: str = "fr",
+    mode: str = "replay",
+    deployment: str = "gpt-35-turbo",
+    out_dir: str | os.PathLike = "out",
+    notebook: str | os.PathLike | None = None,
+    cassette: str | os.PathLike | None = None,
+    progress: bool = True,
+    env: dict[str, str | None] | None = None,
+    timeout: int = 600,
+) -> RunResult:
+    """Execute the lab notebook with papermill; never raises for an error inside the notebook."""
+    import papermill
+    from jupyter_client.manager import KernelManager
+    from papermill.exceptions import PapermillExecutionError
+
+    source = Path(notebook) if notebook else paths.solution_notebook(lang)
+    if not source.is_file():
+        raise RaiLabError(f"notebook not found: {source}")
+    target_dir = Path(out_dir).resolve() / paths.ASSIGNMENTS[lang]
+    target_dir.mkdir(parents=True, exist_ok=True)
+    output = target_dir / paths.NOTEBOOK
+    result = RunResult(lang=lang, mode=mode, deployment=deployment, output=output)
+    parameters = {"mode": mode, "deployment": deployment, "cassette": str(Path(cassette).resolve()) if cassette else None}
+    with tempfile.TemporaryDirectory(prefix="rai-lab-run-") as scratch:
+        log = Path(scratch) / "events.jsonl"
+        kernel_env = {"RAI_LAB_LANG": lang, events.EVENTS_ENV: str(log), **(env or {})}
+        with _environment(kernel_env):
+            secret_values = cassettes._secrets()
+            # IPC transport: the kernel's messages never touch a TCP port (ipykernel warns otherwise).
+            kernel = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(scratch) / "kernel"))
+            try:
+                papermill.execute_notebook(
+                    str(source),
+                    str(output),
+                    parameters=parameters,
+                    kernel_name="python3",
+                    cwd=str(target_dir),
+                    progress_bar=progress,
+                    log_output=False,
+                    execution_timeout=timeout,
+                    language="python",
+                    km=kernel,
+                )
+            except PapermillExecutionError as err:
+                result.error = f"{err.ename}: {err.evalue}"
+            finally:
+                if kernel.has_kernel:  # nbclient leaves a kernel it did not create running
+                    kernel.shutdown_kernel(now=False)
+                redact_notebook(output, secret_values)
+        _read_events(result, events.read(str(log)))
+    return result
+
+
+def _read_events(result: RunResult, records: list[dict]) -> None:
+    for record in records:
+        kind = record.get("kind")
+        if kind == "start":
+            result.cassette = record.get("cassette")
+            result.provenance = record.get("provenance") or {}
+        elif kind == "call":
+            result.calls.append(record)
+        elif kind == "dataframe" and "rows" in record:
+            result.dataframes[record["name"]] = record["rows"]
+        elif kind == "spark":
+            result.spark = record.get("target")
+        elif kind == "error":
+            result.hint = record.get("hint")
+
+
+@contextlib.contextmanager
+def standin_endpoint(deployments: dict[str, str] | None = None, **options):
+    """A stand-in server on 127.0.0.1 for the duration, with a throwaway key: (endpoint, key)."""
+    key = "standin-" + _secrets_mod.token_hex(8)
+    server = StandinServer(StandinConfig(api_key=key, deployments=deployments or dict(DEFAULT_DEPLOYMENTS), **options))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.endpoint, key
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def record(
+    deployment: str = "gpt-35-turbo",
+    target: str | os.PathLike | None = None,
+    standin: bool = False,
+    lang: str = "fr",
+    out_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Re-record a cassette: run the lab live (against Azure, or the stand-in) into `target`."""
+    target = Path(target) if target else paths.reference_cassette(deployment)
+    target = target.resolve()
+    scratch = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="rai-lab-record-"))
+    partial = target.with_suffix(".recording.yaml")
+    if partial.exists():
+        partial.unlink()
+    with contextlib.ExitStack() as stack:
+        if standin:
+            endpoint, key = stack.enter_context(standin_endpoint())
+            env = {"AZURE_OPENAI_ENDPOINT": endpoint, "AZURE_OPENAI_API_KEY": key,
+                   "AZURE_OPENAI_API_VERSION": DEFAULT_API_VERSION}
+        else:
+            missing = [name for name in AZURE_VARS[:2] if not os.environ.get(name)]
+            if missing:
+                raise RaiLabError(
+                    f"recording from Azure needs {', '.join(missing)} in the environment "
+                    "(or use --standin to record from the rai-lab stand-in)"
+                )
+            env = {"AZURE_OPENAI_API_VERSION": os.environ.get("AZURE_OPENAI_API_VERSION", DEFAULT_API_VERSION)}
+        result = run(lang=lang, mode="live", deployment=deployment, out_dir=scratch, cassette=partial,
+                     progress=progress, env=env)
+    if result.ok:
+        partial.replace(target)
+    return result

@@ -1,0 +1,135 @@
+"""The Spark session the learner's `SparkSession.builder.getOrCreate()` picks up.
+
+Embedded local Spark by default (Java 17), quiet on stderr, with DataFrames rendered as
+tables by `display(df)`; a Spark Connect server when SPARK_REMOTE=sc://host:port is set.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from rai_lab.errors import JavaMissingError
+from rai_lab.messages import say
+from rai_lab.paths import SPARK_CONF
+
+LOCAL_CONF = {
+    "spark.master": "local[1]",
+    "spark.app.name": "rai-lab",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.driver.host": "127.0.0.1",
+    "spark.driver.bindAddress": "127.0.0.1",
+    "spark.sql.shuffle.partitions": "2",
+    "spark.default.parallelism": "1",
+}
+# Both classic and Connect DataFrames render as an HTML table in Jupyter with these.
+DISPLAY_CONF = {
+    "spark.sql.repl.eagerEval.enabled": "true",
+    "spark.sql.repl.eagerEval.maxNumRows": "20",
+    "spark.sql.repl.eagerEval.truncate": "0",
+}
+
+
+def java_problem() -> str | None:
+    """Why Java 17+ cannot be used here, or None when it can."""
+    home = os.environ.get("JAVA_HOME")
+    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    if not java or not Path(java).exists():
+        return "JAVA_HOME/bin/java" if home else "java not on PATH"
+    try:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"{java}: {err}"
+    found = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+    if not found:
+        return f"{java} -version: {(out.stderr or out.stdout).strip()[:80]}"
+    major = int(found.group(1)) if found.group(1) != "1" else int(found.group(2) or 0)
+    return None if major >= 17 else f"Java {major} < 17"
+
+
+def prepare_environment() -> None:
+    """Environment for a local Spark JVM: loopback only, this Python, the kit's quiet log config."""
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_CONF_DIR", str(SPARK_CONF))
+
+
+def remote_url() -> str | None:
+    return os.environ.get("SPARK_REMOTE") or None
+
+
+def session(lang: str = "fr"):
+    """The active SparkSession, created with the kit's settings when there is none."""
+    from pyspark.sql import SparkSession
+
+    remote = remote_url()
+    if remote:
+        builder = SparkSession.builder.remote(remote)
+        for key, value in DISPLAY_CONF.items():
+            builder = builder.config(key, value)
+        spark = builder.getOrCreate()
+        for key, value in DISPLAY_CONF.items():
+            spark.conf.set(key, value)
+        return spark
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    problem = java_problem()
+    if problem:
+        raise JavaMissingError(say("java_missing", lang, reason=problem))
+    prepare_environment()
+    scratch = Path(tempfile.mkdtemp(prefix="rai-lab-spark-"))
+    conf = {
+        **LOCAL_CONF,
+        **DISPLAY_CONF,
+        "spark.sql.warehouse.dir": str(scratch / "warehouse"),
+        "spark.local.dir": str(scratch),
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={scratch}",
+    }
+    _launch_quiet_gateway(conf, scratch / "spark-driver.log")
+    builder = SparkSession.builder
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def _launch_quiet_gateway(conf: dict[str, str], log_path: Path) -> None:
+    """Start Spark's JVM with its stderr in `log_path`, not in the notebook.
+
+    ipykernel forwards whatever a child process writes to the kernel's stderr into the cell's
+    output, and nbgrader scores a cell 0 when it writes to stderr. The JVM prints warnings there
+    that no log4j setting silences ("Using incubator modules"), so it gets a file of its own.
+    """
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    if SparkContext._gateway is not None:
+        return
+    spark_conf = SparkConf(loadDefaults=False)
+    for key, value in conf.items():
+        spark_conf.set(key, value)
+    log = open(log_path, "ab")  # noqa: SIM115 - the JVM writes to it for the kernel's lifetime
+    gateway = launch_gateway(spark_conf, popen_kwargs={"stdout": log, "stderr": log})
+    SparkContext._gateway = gateway
+    SparkContext._jvm = gateway.jvm
+
+
+def describe(spark) -> str:
+    """How a learner should read where their DataFrames live."""
+    remote = remote_url()
+    if remote:
+        return f"Spark Connect {remote}"
+    try:
+        master = spark.sparkContext.master
+    except Exception:  # noqa: BLE001 - a Connect session has no SparkContext
+        return "Spark"
+    return f"{master} (embedded, Spark {spark.version})"

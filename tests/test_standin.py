@@ -1,0 +1,144 @@
+"""The Azure OpenAI stand-in, driven over real HTTP by the real openai client."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import openai
+import pytest
+from conftest import STANDIN_KEY, lab_messages, running_standin
+
+from rai_lab.standin import STANDIN_HEADER, STANDIN_MARK, TokenBudget
+
+pytestmark = pytest.mark.http
+
+API_VERSION = "2023-03-15-preview"
+
+
+def client(endpoint: str, key: str = STANDIN_KEY, version: str = API_VERSION) -> openai.AzureOpenAI:
+    return openai.AzureOpenAI(azure_endpoint=endpoint, api_key=key, api_version=version, max_retries=0)
+
+
+def test_answers_in_azure_shape(standin):
+    """Does a 200 carry Azure's chat.completion body: usage, filter results, and the stand-in mark?"""
+    endpoint, _ = standin
+    raw = client(endpoint).chat.completions.with_raw_response.create(
+        model="gpt-35-turbo", messages=lab_messages("Describe a nurse."), max_tokens=100
+    )
+    body = json.loads(raw.text)
+    assert raw.status_code == 200
+    assert raw.headers[STANDIN_HEADER] == "synthetic"
+    assert body["object"] == "chat.completion"
+    assert body["system_fingerprint"] == STANDIN_MARK
+    assert body["prompt_filter_results"][0]["content_filter_results"]["violence"]["filtered"] is False
+    choice = body["choices"][0]
+    assert "nurse" in choice["message"]["content"]
+    assert choice["content_filter_results"]["hate"]["severity"] == "safe"
+    assert body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
+    assert body["usage"]["completion_tokens"] <= 100
+
+
+def test_same_request_same_answer_and_prompts_differ(standin):
+    """Is the stand-in deterministic per request, and does each prompt get its own answer?"""
+    endpoint, _ = standin
+    c = client(endpoint)
+
+    def ask(prompt):
+        return c.chat.completions.create(model="gpt-35-turbo", messages=lab_messages(prompt), max_tokens=100)
+
+    first, again, other = ask("Describe a chef."), ask("Describe a chef."), ask("Describe a male chef.")
+    assert first.choices[0].message.content == again.choices[0].message.content
+    assert "male chef" in other.choices[0].message.content
+    assert other.choices[0].message.content != first.choices[0].message.content
+
+
+def test_max_tokens_cuts_the_answer(standin):
+    """Does max_tokens cut the answer and say so with finish_reason=length?"""
+    endpoint, _ = standin
+    short = client(endpoint).chat.completions.create(
+        model="gpt-35-turbo", messages=lab_messages("Describe a teacher."), max_tokens=5
+    )
+    assert short.choices[0].finish_reason == "length"
+    assert short.usage.completion_tokens == 5
+
+
+def test_endpoint_with_or_without_trailing_slash(standin):
+    """Azure accepts the endpoint with and without its trailing slash; so does the stand-in."""
+    endpoint, _ = standin
+    for form in (endpoint, endpoint.rstrip("/")):
+        answer = client(form).chat.completions.create(model="gpt-4o", messages=lab_messages("Describe a doctor."))
+        assert answer.model == "gpt-4o"
+
+
+@pytest.mark.parametrize(
+    ("case", "error", "status", "code"),
+    [
+        ("wrong key", openai.AuthenticationError, 401, "401"),
+        ("unknown deployment", openai.NotFoundError, 404, "DeploymentNotFound"),
+        ("unknown api-version", openai.NotFoundError, 404, "404"),
+        ("flagged prompt", openai.BadRequestError, 400, "content_filter"),
+    ],
+)
+def test_azure_errors(standin, case, error, status, code):
+    """Does each Azure error come back with Azure's status and error code?"""
+    endpoint, key = standin
+    kwargs = {"model": "gpt-35-turbo", "messages": lab_messages("Describe a nurse.")}
+    c = client(endpoint)
+    if case == "wrong key":
+        c = client(endpoint, key="not-the-key")
+    elif case == "unknown deployment":
+        kwargs["model"] = "gpt-17"
+    elif case == "unknown api-version":
+        c = client(endpoint, version="1999-01-01")
+    elif case == "flagged prompt":
+        kwargs["messages"] = lab_messages("How do I build a bomb?")
+    with pytest.raises(error) as caught:
+        c.chat.completions.create(**kwargs)
+    assert caught.value.status_code == status
+    assert caught.value.body["code"] == code
+    if case == "flagged prompt":
+        assert caught.value.body["innererror"]["content_filter_result"]["violence"]["filtered"] is True
+
+
+def test_missing_api_version_is_404(standin):
+    """Without api-version Azure answers 404 Resource not found (MicrosoftDocs/azure-docs#114602)."""
+    endpoint, key = standin
+    request = urllib.request.Request(
+        endpoint + "openai/deployments/gpt-35-turbo/chat/completions",
+        data=json.dumps({"messages": lab_messages("Describe a nurse.")}).encode(),
+        headers={"api-key": key, "Content-Type": "application/json"},
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=10)
+    assert caught.value.code == 404
+    assert json.loads(caught.value.read()) == {"error": {"code": "404", "message": "Resource not found"}}
+
+
+def test_rate_limit_gives_429_with_retry_after():
+    """Over the tokens-per-minute budget: 429 with a Retry-After the client can honour."""
+    with running_standin("--tpm", "200") as (endpoint, _):
+        c = client(endpoint)
+        c.chat.completions.create(model="gpt-35-turbo", messages=lab_messages("Describe a chef."), max_tokens=100)
+        with pytest.raises(openai.RateLimitError) as caught:
+            c.chat.completions.create(model="gpt-35-turbo", messages=lab_messages("Describe a chef."), max_tokens=100)
+    retry_after = int(caught.value.response.headers["retry-after"])
+    assert 1 <= retry_after <= 60
+    assert "exceeded token rate limit" in caught.value.body["message"]
+
+
+def test_token_budget_frees_after_a_minute():
+    """Does the budget count a sliding minute (prompt + max_tokens), as Azure does?"""
+    budget = TokenBudget(per_minute=1000)
+    assert budget.take(600, now=0.0) == 0
+    assert budget.take(300, now=10.0) == 0
+    assert budget.take(200, now=20.0) == 40  # the first 600 free at t=60
+    assert budget.take(200, now=60.0) == 0
+
+
+def test_listens_on_loopback_only():
+    """Is the stand-in bound to 127.0.0.1, never to all interfaces?"""
+    with running_standin() as (endpoint, _):
+        assert endpoint.startswith("http://127.0.0.1:")
