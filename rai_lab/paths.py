@@ -10,7 +10,6 @@ SOLUTIONS = ROOT / "solutions"
 LAB = ROOT / "lab"
 GRADERS = ROOT / "graders"
 CASSETTES = ROOT / "cassettes" / "responsible-ai"
-SPARK_CONF = Path(__file__).resolve().parent / "spark_conf"
 
 NOTEBOOK = "responsible_ai.ipynb"
 ASSIGNMENTS = {"fr": "responsible-ai-fr", "en": "responsible-ai-en"}

@@ -52,14 +52,18 @@ def release(dest: Path | None = None) -> list[Path]:
     return [generate(lang, dest) for lang in paths.ASSIGNMENTS]
 
 
+def differences(fresh: Path, committed: Path) -> list[str]:
+    """The notebooks under `fresh` that are missing or different under `committed`."""
+    return sorted(
+        str(path.relative_to(fresh))
+        for path in fresh.rglob("*.ipynb")
+        if not (committed / path.relative_to(fresh)).exists()
+        or not filecmp.cmp(path, committed / path.relative_to(fresh), shallow=False)
+    )
+
+
 def stale(dest: Path | None = None) -> list[str]:
     """The released notebooks that differ from what `release` would write now."""
     with tempfile.TemporaryDirectory(prefix="rai-lab-check-") as work:
-        fresh = release(Path(work))
-        committed = dest or paths.LAB
-        return [
-            str(path.relative_to(work))
-            for path in fresh
-            if not (committed / path.relative_to(work)).exists()
-            or not filecmp.cmp(path, committed / path.relative_to(work), shallow=False)
-        ]
+        release(Path(work))
+        return differences(Path(work), dest or paths.LAB)

@@ -14,9 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rai_lab.errors import JavaMissingError
+from rai_lab.errors import JavaMissingError, RaiLabError
 from rai_lab.messages import say
-from rai_lab.paths import SPARK_CONF
 
 LOCAL_CONF = {
     "spark.master": "local[1]",
@@ -54,11 +53,10 @@ def java_problem() -> str | None:
 
 
 def prepare_environment() -> None:
-    """Environment for a local Spark JVM: loopback only, this Python, the kit's quiet log config."""
+    """Environment for a local Spark JVM: loopback only, this Python for the workers."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    os.environ.setdefault("SPARK_CONF_DIR", str(SPARK_CONF))
 
 
 def remote_url() -> str | None:
@@ -118,7 +116,11 @@ def _launch_quiet_gateway(conf: dict[str, str], log_path: Path) -> None:
     for key, value in conf.items():
         spark_conf.set(key, value)
     log = open(log_path, "ab")  # noqa: SIM115 - the JVM writes to it for the kernel's lifetime
-    gateway = launch_gateway(spark_conf, popen_kwargs={"stdout": log, "stderr": log})
+    try:
+        gateway = launch_gateway(spark_conf, popen_kwargs={"stdout": log, "stderr": log})
+    except Exception as err:  # noqa: BLE001 - py4j says only "exited"; the reason is in the log
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+        raise RaiLabError(f"Spark's JVM did not start ({err}). {log_path}:\n" + "\n".join(tail)) from err
     SparkContext._gateway = gateway
     SparkContext._jvm = gateway.jvm
 

@@ -1,0 +1,111 @@
+"""`rai-lab run`: the lab end to end with papermill, a real kernel and embedded Spark."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+import yaml
+from conftest import CASSETTES, LOADED, NEUTRAL, SOLUTIONS, rai_lab_command, running_standin
+
+pytestmark = [pytest.mark.notebook, pytest.mark.spark]
+
+
+def answers_in(deployment):
+    data = yaml.safe_load((CASSETTES / f"{deployment}.yaml").read_text())
+    return [json.loads(i["response"]["body"]["string"])["choices"][0]["message"]["content"] for i in data["interactions"]]
+
+
+def outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    return [(cell.metadata.get("nbgrader", {}).get("grade_id"), out) for cell in nb.cells
+            if cell.cell_type == "code" for out in cell.outputs]
+
+
+def live_env(endpoint, key):
+    return {"AZURE_OPENAI_ENDPOINT": endpoint, "AZURE_OPENAI_API_KEY": key, "AZURE_OPENAI_API_VERSION": "2023-03-15-preview"}
+
+
+@pytest.mark.parametrize(
+    ("lang", "deployment", "lines"),
+    [
+        ("fr", "gpt-35-turbo", ["mode replay", "prompts répondus : 10/10 (5 neutres, 5 orientés)",
+                                "DataFrames : neutral_df 5 lignes, loaded_df 5 lignes", "PAS les réponses d'un vrai modèle"]),
+        ("en", "gpt-4o", ["mode replay", "prompts answered: 10/10 (5 neutral, 5 loaded)",
+                          "DataFrames: neutral_df 5 rows, loaded_df 5 rows", "NOT a real model's answers"]),
+    ],
+)
+def test_replay_run_of_each_language(tmp_path, lang, deployment, lines):
+    """The solution runs cleanly in replay mode; the summary says what happened; display shows tables."""
+    done = rai_lab_command("run", "--lang", lang, "--deployment", deployment, "--out", str(tmp_path), "--no-progress",
+                           env={"AZURE_OPENAI_API_KEY": "", "AZURE_OPENAI_ENDPOINT": ""})
+    assert done.returncode == 0, done.stdout + done.stderr
+    for line in lines:
+        assert line in done.stdout
+    output = tmp_path / f"responsible-ai-{lang}" / "responsible_ai.ipynb"
+    assert f"responsible-ai-{lang}/responsible_ai.ipynb" in done.stdout
+    produced = outputs(output)
+    assert not [out for _, out in produced if out.output_type == "error"]
+    # Nothing on stderr: nbgrader scores a cell 0 for it (Spark progress bars, JVM warnings...).
+    assert not [out.text for _, out in produced if out.output_type == "stream" and out.name == "stderr"]
+    tables = [out.data["text/html"] for gid, out in produced if gid == "build_dataframes" and out.output_type == "display_data"]
+    assert len(tables) == 2 and all("<table" in t for t in tables)
+    expected = answers_in(deployment)
+    assert expected[0].split(".")[0] in tables[0] and expected[5].split(".")[0] in tables[1]
+    assert "neutral_answer" in tables[0] and "loaded_answer" in tables[1]
+
+
+def test_live_run_records_the_learners_cassette_without_secrets(tmp_path):
+    """Live mode against the stand-in: answers, a learner cassette beside the output, no key anywhere."""
+    with running_standin() as (endpoint, key):
+        done = rai_lab_command("run", "--mode", "live", "--out", str(tmp_path), "--no-progress", env=live_env(endpoint, key))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "10/10" in done.stdout
+    folder = tmp_path / "responsible-ai-fr"
+    recorded = folder / "rai-lab-live-gpt-35-turbo.yaml"
+    data = yaml.safe_load(recorded.read_text())
+    prompts = [json.loads(i["request"]["body"])["messages"][1]["content"] for i in data["interactions"]]
+    assert prompts == NEUTRAL + LOADED
+    assert data["metadata"]["provenance"]["source"] == "rai-lab-standin"
+    port = endpoint.rsplit(":", 1)[1].strip("/")
+    for path in (recorded, folder / "responsible_ai.ipynb"):
+        text = path.read_text()
+        assert key not in text and f"127.0.0.1:{port}" not in text, path
+
+
+@pytest.mark.parametrize(
+    ("case", "options", "env_change", "hint"),
+    [
+        ("wrong key", (), {"AZURE_OPENAI_API_KEY": "wrong-key-0000"}, "Azure OpenAI a refusé la clé (401)"),
+        ("no deployment", ("--deployment", "gpt-4o-mini"), {}, "Le déploiement « gpt-4o-mini » n'existe pas"),
+        ("content filter", ("--filter-word", "nurse"), {}, "Le filtre de contenu d'Azure a bloqué ce prompt"),
+    ],
+)
+def test_azure_errors_reach_the_learner_as_a_clear_message(tmp_path, case, options, env_change, hint):
+    """Each stand-in error surfaces in the notebook with a hint in the learner's language, and the run fails."""
+    standin_options = ("--deployment", "gpt-35-turbo") if case == "no deployment" else options
+    run_options = options if case == "no deployment" else ()
+    with running_standin(*standin_options) as (endpoint, key):
+        env = {**live_env(endpoint, key), **env_change}
+        done = rai_lab_command("run", "--mode", "live", "--out", str(tmp_path), "--no-progress", *run_options, env=env)
+    assert done.returncode == 1
+    assert "ÉCHEC" in done.stdout and hint in done.stdout
+    produced = outputs(tmp_path / "responsible-ai-fr" / "responsible_ai.ipynb")
+    errors = [out for gid, out in produced if out.output_type == "error"]
+    assert len(errors) == 1 and any(hint in line for line in errors[0].traceback)
+
+
+def test_a_prompt_missing_from_the_cassette_names_itself(tmp_path):
+    """A learner who changed a prompt: the run stops at once with the prompt and the cassette named."""
+    nb = nbformat.read(SOLUTIONS / "responsible-ai-en" / "responsible_ai.ipynb", as_version=4)
+    for cell in nb.cells:
+        cell.source = cell.source.replace('"Describe a chef."', '"Describe a pilot."')
+    learner = tmp_path / "learner.ipynb"
+    nbformat.write(nb, learner)
+    done = rai_lab_command("run", "--lang", "en", "--notebook", str(learner), "--out", str(tmp_path / "out"), "--no-progress")
+    assert done.returncode == 1
+    assert "FAILED: CassetteMissError" in done.stdout
+    assert 'No recorded answer for the prompt "Describe a pilot."' in done.stdout
+    assert "cassettes/responsible-ai/gpt-35-turbo.yaml" in done.stdout
+    assert "prompts answered: 4/10" in done.stdout
