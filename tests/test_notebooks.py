@@ -167,8 +167,12 @@ def test_released_notebook_shows_which_cells_to_fill(lang, stub):
     assert all("raise NotImplementedError()" in c.source for c in code_cells(nb) if grade_id(c) in TO_FILL)
     text = nbformat.writes(nb)
     assert "BEGIN SOLUTION" not in text and "replay-mode-no-real-key" not in text
+    # Hidden tests are gone from what learners get; only their one-line title stays.
+    assert "HIDDEN TESTS" not in text and "checking.check" not in text
+    graded = {grade_id(c) for c in code_cells(nb) if c.metadata["nbgrader"].get("grade")}
+    assert len(graded) == 10
     locked = {grade_id(c) for c in code_cells(nb) if c.metadata.get("editable") is False}
-    assert locked == {"kit_start", "create_client", "sample_inputs"}
+    assert locked == {"kit_start", "create_client", "sample_inputs"} | graded
 
 
 def test_grade_ids_name_what_they_are():
