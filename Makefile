@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 LATEST := .venv-openai-latest
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup lab test test-main test-openai-latest jupyter release cassettes clean
+.PHONY: setup lab grade test test-main test-openai-latest jupyter release cassettes clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ setup: $(STAMP)
 ## Run the French lab headless: replay mode, embedded local Spark, no network.
 lab: $(STAMP)
 	$(BIN)/rai-lab run --lang fr --mode replay --out out
+
+## Grade the sample class shipped under tests/submissions (the instructor's workflow in one command).
+grade: $(STAMP)
+	$(BIN)/rai-lab grade tests/submissions --assignment responsible-ai-fr --out out/grades
 
 ## The whole test suite, then the HTTP tests again with the newest openai release.
 test: test-main test-openai-latest

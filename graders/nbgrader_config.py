@@ -17,3 +17,30 @@ code_stub, text_stub = STUBS.get(LANG, STUBS["fr"])
 
 c.ClearSolutions.code_stub = {"python": code_stub}
 c.ClearSolutions.text_stub = text_stub
+
+# --- Grading (`rai-lab grade` sets these variables; nbgrader's defaults apply without them) ---
+# A classic Spark setup cell takes 8-15 s here: nbgrader's default 30 s per cell is too tight.
+c.Execute.timeout = int(os.environ.get("RAI_LAB_CELL_TIMEOUT", "180"))
+if os.environ.get("RAI_LAB_KERNEL"):
+    # The grading sandbox kernel (rai_lab.sandbox): loopback only, in a network namespace.
+    c.Execute.kernel_name = os.environ["RAI_LAB_KERNEL"]
+if os.environ.get("RAI_LAB_IPC"):
+    # Unix sockets between nbgrader and the kernel: they cross into the kernel's namespace.
+    c.KernelManager.transport = "ipc"
+    c.KernelManager.ip = os.environ["RAI_LAB_IPC"]
+c.Autograde.autograde_preprocessors = [
+    "nbgrader.preprocessors.Execute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "rai_lab.feedback.LimitOutputSize",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+# Feedback shows why a check failed, never the hidden test's code (nbgrader issues #917, #1363).
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "rai_lab.feedback.HideTestCode",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]

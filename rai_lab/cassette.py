@@ -205,6 +205,8 @@ class KitCassette(Cassette):
         self._metadata["provenance"] = provenance
 
     def explain_miss(self, request) -> str:
+        if not re.fullmatch(r"/openai/deployments/[^/]+/chat/completions", normal_path(request.path)):
+            return say("replay_other", self.lang, method=request.method, url=request.uri.split("?")[0])
         wanted = _body_json(request)
         prompt = user_prompt(wanted)
         diffs = []

@@ -107,6 +107,24 @@ def cmd_record(args) -> int:
     return 0
 
 
+def cmd_grade(args) -> int:
+    from rai_lab import grading
+
+    outcomes = grading.grade(
+        Path(args.submissions), args.assignment, Path(args.out),
+        work_dir=Path(args.work) if args.work else None, timeout=args.timeout,
+        cell_timeout=args.cell_timeout, progress=not args.no_progress,
+    )
+    width = max([len(o.learner) for o in outcomes] + [7])
+    print(f"{'learner':<{width}}  score    status   first note")
+    for o in sorted(outcomes, key=lambda item: item.learner):
+        first = (o.notes[0][:70] + "…") if o.notes and len(o.notes[0]) > 70 else (o.notes[0] if o.notes else "")
+        print(f"{o.learner:<{width}}  {o.score:>4g}/{o.max_score:<3g} {o.status:<8} {first}")
+    print(f"{len(outcomes)} submissions graded; grades: {_relative(Path(args.out) / 'grades.csv')}; "
+          f"feedback: {_relative(Path(args.out) / 'feedback')}/<learner>/")
+    return 0
+
+
 def cmd_release(args) -> int:
     from rai_lab import release
 
@@ -155,6 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     rel = sub.add_parser("release", help="generate lab/ from solutions/ with nbgrader")
     rel.add_argument("--check", action="store_true", help="only check that lab/ is up to date")
     rel.set_defaults(func=cmd_release)
+
+    grd = sub.add_parser("grade", help="autograde a folder of submissions with nbgrader, offline")
+    grd.add_argument("submissions", help="folder of <learner>.ipynb, <learner>/ folders or .zip files")
+    grd.add_argument("--assignment", choices=sorted(paths.ASSIGNMENTS.values()), default="responsible-ai-fr")
+    grd.add_argument("--out", default="grades", help="where grades.csv and feedback/ go (default: grades)")
+    grd.add_argument("--work", help="nbgrader's course tree (default: under ~/.cache/rai-lab/grading)")
+    grd.add_argument("--timeout", type=int, default=600, help="seconds per notebook (default: 600)")
+    grd.add_argument("--cell-timeout", type=int, default=180, help="seconds per cell (default: 180)")
+    grd.add_argument("--no-progress", action="store_true")
+    grd.set_defaults(func=cmd_grade)
 
     std = sub.add_parser("standin", help="run the Azure OpenAI stand-in server on 127.0.0.1")
     standin.add_arguments(std)

@@ -50,6 +50,10 @@ _MESSAGES: dict[str, dict[str, str]] = {
             "or switch to live mode (mode = \"live\") with your own Azure OpenAI resource."
         ),
     },
+    "replay_other": {
+        "fr": "Requête refusée en mode replay : {method} {url}. Seuls les appels de l'exercice à Azure OpenAI sont rejoués, et rien ne sort sur le réseau ; passez en mode live (mode = \"live\") pour appeler un autre service.",
+        "en": "Request refused in replay mode: {method} {url}. Only the exercise's Azure OpenAI calls are replayed, and nothing goes out to the network; switch to live mode (mode = \"live\") to call another service.",
+    },
     "miss_differs": {
         "fr": " Ce prompt est bien enregistré, mais avec {fields} différent(s) : {diffs}.",
         "en": " This prompt is recorded, but with a different {fields}: {diffs}.",

@@ -1,0 +1,121 @@
+"""The grading kernel's launcher: no network but loopback, then an ordinary IPython kernel.
+
+`rai-lab grade` starts each learner's kernel as
+``unshare -n -- python -m rai_lab.sandbox -f {connection_file}`` (a network namespace of its own,
+where only its own loopback exists) when the machine allows it, else without unshare. Either way
+this module also refuses, in Python, every connection that is not to the loopback, so that a
+learner who tries the network reads why it failed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+
+_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
+
+MESSAGE = {
+    "fr": "rai-lab : le réseau est coupé pendant la notation (seul 127.0.0.1 est permis) ; adresse refusée : {address}",
+    "en": "rai-lab: the network is off while grading (only 127.0.0.1 is allowed); refused address: {address}",
+}
+
+
+class NetworkRefused(PermissionError):
+    """A connection the grading sandbox refuses."""
+
+
+def bring_loopback_up() -> None:
+    """A new network namespace starts with `lo` down; Spark and py4j need it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH14s", b"lo", 0, b"")
+        flags = struct.unpack("16sH14s", fcntl.ioctl(sock, _SIOCGIFFLAGS, request))[1]
+        if not flags & _IFF_UP:
+            fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH14s", b"lo", flags | _IFF_UP, b""))
+
+
+def _allowed(address) -> bool:
+    if not isinstance(address, tuple):
+        return True  # AF_UNIX paths: the kernel's own IPC with the grader
+    host = address[0]
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False  # a host name: resolving it is already leaving the machine
+
+
+def install_guard(lang: str = "fr") -> None:
+    """Refuse, with a message, connections from Python to anything but the loopback."""
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    real_getaddrinfo = socket.getaddrinfo
+
+    def refuse(address):
+        raise NetworkRefused(MESSAGE.get(lang, MESSAGE["fr"]).format(address=address))
+
+    def connect(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not _allowed(address):
+            refuse(address)
+        return real_connect(self, address)
+
+    def connect_ex(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not _allowed(address):
+            refuse(address)
+        return real_connect_ex(self, address)
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host is not None and not _allowed((host.decode() if isinstance(host, bytes) else str(host), 0)):
+            refuse(host)
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    socket.socket.connect = connect
+    socket.socket.connect_ex = connect_ex
+    socket.getaddrinfo = getaddrinfo
+
+
+def unshare_prefix() -> list[str]:
+    """The command prefix that gives a process a network namespace of its own here, or []."""
+    tool = shutil.which("unshare")
+    if not tool:
+        return []
+    for flags in (["-n"], ["-rn"]) if os.geteuid() == 0 else (["-rn"],):
+        try:
+            done = subprocess.run([tool, *flags, "--", "true"], capture_output=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if done.returncode == 0:
+            return [tool, *flags, "--"]
+    return []
+
+
+def kernelspec(isolate: bool = True) -> dict:
+    """The kernel.json of the grading kernel."""
+    prefix = unshare_prefix() if isolate else []
+    return {
+        "argv": [*prefix, sys.executable, "-m", "rai_lab.sandbox", "-f", "{connection_file}"],
+        "display_name": "rai-lab grading sandbox",
+        "language": "python",
+        "metadata": {"rai_lab_network_namespace": bool(prefix)},
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        bring_loopback_up()
+    except OSError:
+        pass  # not in a namespace of our own (or not allowed): the guard below still holds
+    install_guard(os.environ.get("RAI_LAB_LANG", "fr"))
+    from ipykernel import kernelapp
+
+    kernelapp.launch_new_instance(argv=argv)
+
+
+if __name__ == "__main__":
+    main()

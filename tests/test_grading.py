@@ -1,0 +1,235 @@
+"""`rai-lab grade`: the sample class under tests/submissions, graded for real with nbgrader."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import LAB, ROOT, SOLUTIONS, rai_lab_command
+
+from rai_lab import sandbox
+
+pytestmark = [pytest.mark.notebook, pytest.mark.spark]
+
+SUBMISSIONS = ROOT / "tests" / "submissions"
+RUBRIC = tomllib.loads((ROOT / "graders" / "rubric.toml").read_text())["checks"]
+ALL = list(RUBRIC)
+CALLS = ["calls_ten_made", "calls_prompts_in_order", "calls_system_prompt", "calls_deployment_max_tokens", "answers_lists"]
+FRAMES = ["neutral_df_built", "loaded_df_built"]
+FAKE_KEY = "0123456789abcdef0123456789abcdef"
+INSTRUCTOR_SECRETS = {
+    "AZURE_OPENAI_API_KEY": "instructor-azure-key-7f3a9c",
+    "DATABRICKS_TOKEN": "dapi-instructor-token-51b2",
+    "MY_SERVICE_SECRET": "instructor-secret-e81d",
+}
+
+# learner: (score, status, checks failed, a words of the first relevant note or None)
+EXPECTED = {
+    "solution": (15, "graded", [], None),
+    "unfilled": (0, "graded", ALL, None),
+    "key-placeholder": (14, "graded", ["env_key_set"], None),
+    "endpoint-http": (14, "graded", ["env_endpoint_https"], None),
+    "api-version-latest": (14, "graded", ["env_api_version"], None),
+    "loaded-first": (13, "graded", ["calls_prompts_in_order"], None),
+    "nine-calls": (11, "graded", ["calls_ten_made", "calls_prompts_in_order"], None),
+    "answers-uppercased": (13, "graded", ["answers_lists"], None),
+    "no-system-prompt": (14, "graded", ["calls_system_prompt"], "depuis votre propre cassette"),
+    "max-tokens-50": (14, "graded", ["calls_deployment_max_tokens"], "depuis votre propre cassette"),
+    "neutral-column-renamed": (13, "graded", ["neutral_df_built"], None),
+    "loaded-pandas": (13, "graded", ["loaded_df_built"], None),
+    "invalid-json": (0, "not run", ALL, "n'est pas un notebook lisible"),
+    "path-traversal": (0, "not run", ALL, "illisible ou dangereuse"),
+    "endless-loop": (11, "graded", FRAMES, None),
+    "kernel-crash": (0, "failed", ALL, "noyau Python s'est arrêté"),
+    "huge-output": (15, "graded", [], None),
+    "tries-network": (3, "graded", CALLS + FRAMES, None),
+    "prints-environment": (15, "graded", [], None),
+    "pasted-key": (15, "graded", [], "vraie clé Azure OpenAI"),
+    "edited-check-cell": (15, "graded", [], "version d'origine a été rétablie"),
+    "deleted-check-cell": (13, "graded", ["loaded_df_built"], "cellules de vérification ont été supprimées"),
+    "with-own-cassette": (15, "graded", [], "votre cassette contenait une clé"),
+    "unsafe-cassette": (15, "graded", [], "Votre cassette n'a pas été utilisée"),
+    "zipped": (15, "graded", [], None),
+}
+
+
+def read_grades(out: Path) -> dict[str, dict]:
+    with open(out / "grades.csv", encoding="utf-8") as handle:
+        return {row["learner"]: row for row in csv.DictReader(handle)}
+
+
+@pytest.fixture(scope="module")
+def graded_class(tmp_path_factory):
+    """The whole sample class graded once, with the instructor's secrets in the grader's environment."""
+    out = tmp_path_factory.mktemp("grades")
+    work = tmp_path_factory.mktemp("work")
+    done = rai_lab_command("grade", str(SUBMISSIONS), "--assignment", "responsible-ai-fr", "--out", str(out),
+                           "--work", str(work), "--cell-timeout", "30", "--timeout", "300", "--no-progress",
+                           env=INSTRUCTOR_SECRETS, timeout=3000)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out, work, done.stdout
+
+
+def test_every_sample_is_in_the_grades(graded_class):
+    out, _, stdout = graded_class
+    assert set(read_grades(out)) == set(EXPECTED)
+    assert f"{len(EXPECTED)} submissions graded" in stdout
+
+
+@pytest.mark.parametrize("learner", sorted(EXPECTED))
+def test_each_submission_gets_its_exact_grade(graded_class, learner):
+    """Score, status, which checks failed, and the reason a learner reads."""
+    out, _, _ = graded_class
+    row = read_grades(out)[learner]
+    score, status, failed, note = EXPECTED[learner]
+    assert (float(row["score"]), float(row["max_score"]), row["status"]) == (score, 15, status)
+    assert [name for name in ALL if float(row[name]) < RUBRIC[name]["points"]] == failed
+    if note:
+        assert note in row["notes"]
+    assert sum(float(row[name]) for name in ALL) == score
+
+
+def test_feedback_explains_without_showing_hidden_tests(graded_class):
+    """Each learner has feedback; it says what was expected and found, never the test's code."""
+    out, _, _ = graded_class
+    for learner in EXPECTED:
+        text = (out / "feedback" / learner / "responsible_ai.html").read_text(encoding="utf-8")
+        assert "rai-lab-summary" in text and f"/ 15" in text
+        assert "checking.check" not in text and "HIDDEN TESTS" not in text and "rai_lab_graders_checks" not in text
+    uppercased = (out / "feedback" / "answers-uppercased" / "responsible_ai.html").read_text(encoding="utf-8")
+    assert "neutral_answers contient les réponses du modèle" in uppercased
+    loop = (out / "feedback" / "endless-loop" / "responsible_ai.html").read_text(encoding="utf-8")
+    assert "CellTimeoutError" in loop or "timeout" in loop.lower()
+
+
+def all_text(*folders: Path) -> str:
+    return "\n".join(p.read_text(errors="replace") for f in folders for p in f.rglob("*") if p.is_file() and p.suffix != ".db")
+
+
+def test_no_key_and_no_instructor_secret_in_anything_written(graded_class):
+    """The learner's pasted key is masked everywhere; the instructor's secrets never reach a kernel."""
+    out, work, stdout = graded_class
+    written = all_text(out, work / "course" / "autograded", work / "course" / "feedback", work / "logs") + stdout
+    assert FAKE_KEY not in written
+    for secret in INSTRUCTOR_SECRETS.values():
+        assert secret not in written
+    printed = nbformat.read(work / "course" / "autograded" / "prints-environment" / "responsible-ai-fr" / "responsible_ai.ipynb", 4)
+    outputs = json.dumps([c.get("outputs") for c in printed.cells])
+    assert "AZURE_OPENAI_API_KEY" in outputs  # the learner's own variable, set by their cell
+    assert "DATABRICKS_TOKEN" not in outputs
+
+
+def test_network_is_refused_with_a_reason(graded_class):
+    _, work, _ = graded_class
+    nb = nbformat.read(work / "course" / "autograded" / "tries-network" / "responsible-ai-fr" / "responsible_ai.ipynb", 4)
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert "Requête refusée en mode replay : GET https://example.com." in errors[0]["evalue"]
+
+
+def test_huge_output_is_cut(graded_class):
+    _, work, _ = graded_class
+    path = work / "course" / "autograded" / "huge-output" / "responsible-ai-fr" / "responsible_ai.ipynb"
+    assert path.stat().st_size < 1_000_000
+    assert "output cut by rai-lab" in path.read_text()
+
+
+def test_unsafe_cassette_ran_nothing(graded_class):
+    assert not Path("/tmp/rai-lab-pwned").exists()
+
+
+def test_regrading_is_idempotent_and_grades_newcomers(tmp_path):
+    """Same grades on a second run, nothing duplicated; a new submission is graded, others kept."""
+    class_dir = tmp_path / "class"
+    class_dir.mkdir()
+    shutil.copy(SUBMISSIONS / "solution.ipynb", class_dir / "ana.ipynb")
+    shutil.copy(SUBMISSIONS / "unfilled.ipynb", class_dir / "ben.ipynb")
+    out, work = tmp_path / "out", tmp_path / "work"
+    args = ["grade", str(class_dir), "--out", str(out), "--work", str(work), "--no-progress"]
+    assert rai_lab_command(*args).returncode == 0
+    first = read_grades(out)
+    logs_before = {p.name: p.stat().st_mtime_ns for p in (work / "logs").glob("*.log")}
+    shutil.copy(SUBMISSIONS / "api-version-latest.ipynb", class_dir / "cleo.ipynb")
+    assert rai_lab_command(*args).returncode == 0
+    second = read_grades(out)
+    assert {k: second[k] for k in first} == first
+    assert second["cleo"]["score"] == "14"
+    assert len(second) == 3 and len(list((out / "feedback").iterdir())) == 3
+    logs_after = {p.name: p.stat().st_mtime_ns for p in (work / "logs").glob("*.log")}
+    assert {k: logs_after[k] for k in logs_before} == logs_before  # unchanged submissions were not re-run
+
+
+def test_english_assignment_grades_and_speaks_english(tmp_path):
+    out = tmp_path / "out"
+    done = rai_lab_command("grade", str(ROOT / "tests" / "submissions-en"), "--assignment", "responsible-ai-en",
+                           "--out", str(out), "--work", str(tmp_path / "work"), "--no-progress")
+    assert done.returncode == 0, done.stdout + done.stderr
+    grades = read_grades(out)
+    assert (grades["solution"]["score"], grades["api-version-latest"]["score"]) == ("15", "14")
+    text = (out / "feedback" / "api-version-latest" / "responsible_ai.html").read_text(encoding="utf-8")
+    assert "Grading feedback" in text and "must look like YYYY-MM-DD" in text
+
+
+def test_rubric_points_are_the_notebooks_points():
+    for lang in ("fr", "en"):
+        for folder in (SOLUTIONS, LAB):
+            nb = nbformat.read(folder / f"responsible-ai-{lang}" / "responsible_ai.ipynb", 4)
+            points = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"]
+                      for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")}
+            assert points == {name: item["points"] for name, item in RUBRIC.items()}
+
+
+def test_sample_submissions_match_the_released_lab():
+    """The samples start from today's lab/: their locked cells are the released ones (unless edited on purpose)."""
+    given = nbformat.read(LAB / "responsible-ai-fr" / "responsible_ai.ipynb", 4)
+    locked = {c.metadata["nbgrader"]["grade_id"]: c.source for c in given.cells if c.metadata.get("nbgrader", {}).get("locked")}
+    for path in SUBMISSIONS.rglob("*.ipynb"):
+        if path.stem in ("invalid-json", "edited-check-cell"):
+            continue
+        nb = nbformat.read(path, 4)
+        mine = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in nb.cells}
+        assert {k: mine[k] for k in locked if k in mine} == {k: v for k, v in locked.items() if k in mine}, path
+
+
+def test_sandbox_refuses_the_network_but_not_loopback():
+    """The grading kernel's guard: loopback works, anything else is refused with a message."""
+    code = (
+        "import socket\nfrom rai_lab import sandbox\nsandbox.install_guard('en')\n"
+        "server = socket.socket(); server.bind(('127.0.0.1', 0)); server.listen()\n"
+        "socket.create_connection(server.getsockname(), timeout=5).close()\n"
+        "try:\n    socket.create_connection(('192.0.2.1', 80), timeout=5)\n"
+        "except sandbox.NetworkRefused as err:\n    print('refused:', err)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "refused: rai-lab: the network is off while grading" in done.stdout, done.stderr
+
+
+def test_kernels_get_a_network_namespace_here():
+    """On this machine (root, util-linux) the kernel runs under unshare: no route out at all."""
+    prefix = sandbox.unshare_prefix()
+    assert prefix and Path(prefix[0]).name == "unshare"
+    done = subprocess.run([*prefix, sys.executable, "-c",
+                           "import socket\ntry:\n    socket.create_connection(('192.0.2.1', 80), timeout=3)\n"
+                           "except OSError as err:\n    print(err.errno)"], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() in ("101", "113")  # ENETUNREACH / EHOSTUNREACH: no network outside
+
+
+def test_unknown_assignment_is_a_clear_error(tmp_path):
+    done = rai_lab_command("grade", str(tmp_path), "--assignment", "responsible-ai-de")
+    assert done.returncode == 2 and "invalid choice" in done.stderr
+    done = rai_lab_command("grade", str(tmp_path / "missing"), "--out", str(tmp_path / "o"), "--work", str(tmp_path / "w"))
+    assert done.returncode == 2 and "no such folder of submissions" in done.stderr
+
+
+def test_socket_module_untouched_outside_grading():
+    """The guard is installed only in grading kernels, not by importing the kit."""
+    import rai_lab.sandbox  # noqa: F401
+
+    assert socket.socket.connect.__qualname__ == "socket.connect"
