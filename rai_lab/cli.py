@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -18,7 +19,7 @@ SUMMARY = {
         "rows": "{name} {rows} lignes",
         "spark": "Spark : {spark}",
         "output": "notebook exécuté : {output}",
-        "open": "pour l'ouvrir : .venv/bin/jupyter lab {output}   (ou : make jupyter)",
+        "open": "pour l'ouvrir : .venv/bin/jupyter lab {root}{output}",
         "failed": "ÉCHEC : {error}",
         "none": "aucun",
     },
@@ -30,7 +31,7 @@ SUMMARY = {
         "rows": "{name} {rows} rows",
         "spark": "Spark: {spark}",
         "output": "executed notebook: {output}",
-        "open": "to open it: .venv/bin/jupyter lab {output}   (or: make jupyter)",
+        "open": "to open it: .venv/bin/jupyter lab {root}{output}",
         "failed": "FAILED: {error}",
         "none": "none",
     },
@@ -68,7 +69,8 @@ def print_summary(result) -> None:
         lines.append(text["spark"].format(spark=result.spark))
     lines.append(text["output"].format(output=_relative(result.output)))
     if result.ok:
-        lines.append(text["open"].format(output=_relative(result.output)))
+        root = "--allow-root " if hasattr(os, "geteuid") and os.geteuid() == 0 else ""
+        lines.append(text["open"].format(root=root, output=_relative(result.output)))
     else:
         lines.append(text["failed"].format(error=result.error))
         if result.hint:
@@ -87,7 +89,7 @@ def cmd_run(args) -> int:
 
     result = runner.run(
         lang=args.lang, mode=args.mode, deployment=args.deployment, out_dir=args.out,
-        notebook=args.notebook, cassette=args.cassette, progress=not args.no_progress,
+        notebook=args.notebook, cassette=args.cassette, progress=not args.no_progress, checks=args.checks,
     )
     print_summary(result)
     return 0 if result.ok else 1
@@ -160,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="out", help="output folder (default: out)")
     run.add_argument("--notebook", help="a notebook to run instead of the solution (e.g. a learner's)")
     run.add_argument("--cassette", help="cassette to replay from (replay) or record to (live)")
+    run.add_argument("--checks", action="store_true", help="also run the graded checks (hidden tests) of the notebook")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(func=cmd_run)
 

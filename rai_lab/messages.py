@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 LANGS = ("fr", "en")
 
@@ -126,7 +127,6 @@ def detect_lang(explicit: str | None = None) -> str:
     for candidate in (explicit, os.environ.get("RAI_LAB_LANG")):
         if candidate in LANGS:
             return candidate
-    session = os.environ.get("JPY_SESSION_NAME", "")
-    if "-en" in session or "_en" in session:
-        return "en"
-    return "fr"
+    # JupyterLab gives a kernel its notebook's path: .../responsible-ai-en/responsible_ai.ipynb
+    found = re.search(r"responsible-ai-(fr|en)\b", os.environ.get("JPY_SESSION_NAME", ""))
+    return found.group(1) if found else "fr"

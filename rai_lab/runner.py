@@ -83,8 +83,13 @@ def run(
     progress: bool = True,
     env: dict[str, str | None] | None = None,
     timeout: int = 600,
+    checks: bool = False,
 ) -> RunResult:
-    """Execute the lab notebook with papermill; never raises for an error inside the notebook."""
+    """Execute the lab notebook with papermill; never raises for an error inside the notebook.
+
+    The notebook runs as a learner's would: without the graded checks (hidden tests) that the
+    source notebooks carry, unless `checks` is set.
+    """
     import papermill
     from jupyter_client.manager import KernelManager
     from papermill.exceptions import PapermillExecutionError
@@ -98,6 +103,8 @@ def run(
     result = RunResult(lang=lang, mode=mode, deployment=deployment, output=output)
     parameters = {"mode": mode, "deployment": deployment, "cassette": str(Path(cassette).resolve()) if cassette else None}
     with tempfile.TemporaryDirectory(prefix="rai-lab-run-") as scratch:
+        if not checks:
+            source = _without_checks(source, Path(scratch) / paths.NOTEBOOK)
         log = Path(scratch) / "events.jsonl"
         kernel_env = {"RAI_LAB_LANG": lang, events.EVENTS_ENV: str(log), **(env or {})}
         with _environment(kernel_env):
@@ -125,6 +132,17 @@ def run(
                 redact_notebook(output, secret_values)
         _read_events(result, events.read(str(log)))
     return result
+
+
+def _without_checks(source: Path, target: Path) -> Path:
+    """A copy of the notebook without its graded check cells."""
+    import nbformat
+
+    nb = nbformat.read(source, as_version=4)
+    nb.cells = [c for c in nb.cells if not c.get("metadata", {}).get("nbgrader", {}).get("grade")
+                or c.get("metadata", {}).get("nbgrader", {}).get("solution")]
+    nbformat.write(nb, target)
+    return target
 
 
 def _read_events(result: RunResult, records: list[dict]) -> None:

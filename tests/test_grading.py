@@ -166,6 +166,22 @@ def test_regrading_is_idempotent_and_grades_newcomers(tmp_path):
     assert {k: logs_after[k] for k in logs_before} == logs_before  # unchanged submissions were not re-run
 
 
+def test_a_notebook_over_the_time_limit_is_stopped_and_the_batch_goes_on(tmp_path):
+    """The per-notebook limit: an endless loop is killed, graded zero with the reason; the next is graded."""
+    class_dir = tmp_path / "class"
+    class_dir.mkdir()
+    shutil.copy(SUBMISSIONS / "endless-loop.ipynb", class_dir / "a-loop.ipynb")
+    shutil.copy(SUBMISSIONS / "solution.ipynb", class_dir / "b-solution.ipynb")
+    out = tmp_path / "out"
+    done = rai_lab_command("grade", str(class_dir), "--out", str(out), "--work", str(tmp_path / "work"),
+                           "--timeout", "40", "--cell-timeout", "600", "--no-progress")
+    assert done.returncode == 0, done.stdout + done.stderr
+    grades = read_grades(out)
+    assert (grades["a-loop"]["score"], grades["a-loop"]["status"]) == ("0", "failed")
+    assert "dépassé la limite de temps (40 s)" in grades["a-loop"]["notes"]
+    assert grades["b-solution"]["score"] == "15"
+
+
 def test_english_assignment_grades_and_speaks_english(tmp_path):
     out = tmp_path / "out"
     done = rai_lab_command("grade", str(ROOT / "tests" / "submissions-en"), "--assignment", "responsible-ai-en",

@@ -137,7 +137,9 @@ def test_kit_cells_run_without_the_kit_installed(tmp_path):
 
 
 def committed_notebooks():
-    listed = subprocess.run(["git", "ls-files", "*.ipynb"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    """The authored and released notebooks (tests/submissions holds learners' files, outputs and all)."""
+    listed = subprocess.run(["git", "ls-files", "solutions/*.ipynb", "lab/*.ipynb"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.split()
     found = [str(p.relative_to(ROOT)) for folder in (SOLUTIONS, LAB) for p in folder.rglob("*.ipynb")]
     return sorted(set(listed) | set(found))
 

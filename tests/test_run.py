@@ -39,13 +39,16 @@ def live_env(endpoint, key):
 def test_replay_run_of_each_language(tmp_path, lang, deployment, lines):
     """The solution runs cleanly in replay mode; the summary says what happened; display shows tables."""
     done = rai_lab_command("run", "--lang", lang, "--deployment", deployment, "--out", str(tmp_path), "--no-progress",
-                           env={"AZURE_OPENAI_API_KEY": "", "AZURE_OPENAI_ENDPOINT": ""})
+                           "--checks", env={"AZURE_OPENAI_API_KEY": "", "AZURE_OPENAI_ENDPOINT": ""})
     assert done.returncode == 0, done.stdout + done.stderr
     for line in lines:
         assert line in done.stdout
     output = tmp_path / f"responsible-ai-{lang}" / "responsible_ai.ipynb"
     assert f"responsible-ai-{lang}/responsible_ai.ipynb" in done.stdout
     produced = outputs(output)
+    # The solution passes its own hidden tests: all ten graded checks ran, and nothing failed.
+    checks = [c for c in nbformat.read(output, as_version=4).cells if c.metadata.get("nbgrader", {}).get("grade")]
+    assert len(checks) == 10
     assert not [out for _, out in produced if out.output_type == "error"]
     # Nothing on stderr: nbgrader scores a cell 0 for it (Spark progress bars, JVM warnings...).
     assert not [out.text for _, out in produced if out.output_type == "stream" and out.name == "stderr"]

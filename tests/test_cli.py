@@ -1,0 +1,42 @@
+"""The command line as users meet it: one clear line and a non-zero exit on error."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from conftest import rai_lab_command
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["run", "--notebook", "nowhere.ipynb"], {}, "rai-lab: notebook not found: nowhere.ipynb"),
+        (["record"], {"AZURE_OPENAI_ENDPOINT": "", "AZURE_OPENAI_API_KEY": ""},
+         "rai-lab: recording from Azure needs AZURE_OPENAI_API_KEY, AZURE_OPENAI_ENDPOINT in the environment"),
+        (["run", "--mode", "offline"], {}, "invalid choice: 'offline'"),
+        (["standin"], {}, "the following arguments are required: --key"),
+    ],
+)
+def test_errors_are_one_clear_line(args, env, message):
+    done = rai_lab_command(*args, env=env)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.notebook
+@pytest.mark.spark
+def test_record_from_the_standin_writes_a_scrubbed_cassette(tmp_path):
+    """`rai-lab record --standin`: the lab run live, its ten calls saved with provenance, no key."""
+    target = tmp_path / "cassettes" / "gpt-4o.yaml"
+    done = rai_lab_command("record", "--standin", "--deployment", "gpt-4o", "--out", str(target), "--no-progress")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "(10 exchanges)" in done.stdout and "NOT a real model's answers" in done.stdout
+    data = yaml.safe_load(target.read_text())
+    assert len(data["interactions"]) == 10
+    assert data["metadata"]["provenance"]["source"] == "rai-lab-standin"
+    assert data["metadata"]["provenance"]["deployment"] == "gpt-4o"
+    text = target.read_text()
+    assert "standin-" not in text.replace("chatcmpl-standin-", "").replace("rai-lab-standin", "")  # the throwaway key
+    assert "127.0.0.1" not in text
+    assert not target.with_suffix(".recording.yaml").exists()
