@@ -201,7 +201,7 @@ class KitCassette(Cassette):
         sources.add(SOURCE_STANDIN if from_standin else SOURCE_AZURE)
         provenance.update(describe_source(sources))
         provenance["sources"] = sorted(sources)
-        provenance["recorded_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        provenance["recorded_at"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         self._metadata["provenance"] = provenance
 
     def explain_miss(self, request) -> str:

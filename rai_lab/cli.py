@@ -90,6 +90,7 @@ def cmd_run(args) -> int:
     result = runner.run(
         lang=args.lang, mode=args.mode, deployment=args.deployment, out_dir=args.out,
         notebook=args.notebook, cassette=args.cassette, progress=not args.no_progress, checks=args.checks,
+        spark=args.spark,
     )
     print_summary(result)
     return 0 if result.ok else 1
@@ -124,6 +125,22 @@ def cmd_grade(args) -> int:
         print(f"{o.learner:<{width}}  {o.score:>4g}/{o.max_score:<3g} {o.status:<8} {first}")
     print(f"{len(outcomes)} submissions graded; grades: {_relative(Path(args.out) / 'grades.csv')}; "
           f"feedback: {_relative(Path(args.out) / 'feedback')}/<learner>/")
+    return 0
+
+
+def cmd_spark(args) -> int:
+    from rai_lab import sparkserver
+
+    if args.action == "start":
+        state = sparkserver.start(port=args.port)
+        print(f"Spark Connect server running at {state.url} (pid {state.pid}); log: {state.log}")
+        print(f"use it: SPARK_REMOTE={state.url}  or  rai-lab run --spark {state.url}")
+    elif args.action == "stop":
+        print("Spark Connect server stopped" if sparkserver.stop() else "no Spark Connect server was running")
+    else:
+        state = sparkserver.status()
+        print(f"running at {state.url} (pid {state.pid})" if state.running else "not running")
+        return 0 if state.running else 3
     return 0
 
 
@@ -162,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="out", help="output folder (default: out)")
     run.add_argument("--notebook", help="a notebook to run instead of the solution (e.g. a learner's)")
     run.add_argument("--cassette", help="cassette to replay from (replay) or record to (live)")
+    run.add_argument("--spark", help="'local' (embedded Spark) or a Spark Connect URL sc://host:port "
+                                     "(default: SPARK_REMOTE when set, else local)")
     run.add_argument("--checks", action="store_true", help="also run the graded checks (hidden tests) of the notebook")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(func=cmd_run)
@@ -186,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     grd.add_argument("--cell-timeout", type=int, default=180, help="seconds per cell (default: 180)")
     grd.add_argument("--no-progress", action="store_true")
     grd.set_defaults(func=cmd_grade)
+
+    spk = sub.add_parser("spark", help="a local Spark Connect server from the installed pyspark")
+    spk.add_argument("action", choices=("start", "stop", "status"))
+    spk.add_argument("--port", type=int, default=15002, help="port on 127.0.0.1 (default: 15002)")
+    spk.set_defaults(func=cmd_spark)
 
     std = sub.add_parser("standin", help="run the Azure OpenAI stand-in server on 127.0.0.1")
     standin.add_arguments(std)

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rai_lab import cassette as cassettes
-from rai_lab import intake, paths, release, sandbox
+from rai_lab import intake, paths, sandbox
 from rai_lab.errors import RaiLabError
 
 # Environment variables never passed to a learner's kernel.
@@ -182,7 +182,8 @@ class Grader:
             why = None
         if why:
             outcome.notes.insert(0, why)
-        if graded is None:
+        if graded is None or done.returncode == -9:
+            # Killed at the time limit, nbgrader leaves zero scores behind: not a grade it computed.
             outcome.status = "failed"
             return outcome
         outcome.checks.update(graded)
@@ -311,5 +312,3 @@ def grade(submissions: Path, assignment: str, out_dir: Path, work_dir: Path | No
     grader = Grader(assignment, out_dir, work_dir=work_dir, timeout=timeout, cell_timeout=cell_timeout, isolate=isolate)
     return grader.run(submissions, progress=progress)
 
-
-__all__ = ["Grader", "Outcome", "grade", "release"]

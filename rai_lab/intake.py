@@ -110,7 +110,7 @@ def _safe_unzip(archive: Path, target: Path) -> None:
         total = 0
         for info in zf.infolist():
             name = PurePosixPath(info.filename)
-            if info.is_dir() or not name.suffix.lower() in KEPT_SUFFIXES:
+            if info.is_dir() or name.suffix.lower() not in KEPT_SUFFIXES:
                 continue
             if name.is_absolute() or ".." in name.parts or info.flag_bits & 0x1:
                 raise ValueError(f"refused member {info.filename!r}")

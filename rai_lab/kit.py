@@ -118,6 +118,11 @@ def _install_ipython_hooks(lang: str) -> None:
         return stb
 
     shell.set_custom_exc((openai.APIError,), show_with_hint)
+    # A Spark Connect DataFrame answers every attribute (df.anything is a Column), so IPython
+    # distrusts its _repr_html_ and shows plain text; register its table renderer by name.
+    shell.display_formatter.formatters["text/html"].for_type_by_name(
+        "pyspark.sql.connect.dataframe", "DataFrame", lambda df: df._repr_html_()
+    )
     if os.environ.get(events.EVENTS_ENV):
         _watch_dataframes(shell)
 

@@ -84,6 +84,7 @@ def run(
     env: dict[str, str | None] | None = None,
     timeout: int = 600,
     checks: bool = False,
+    spark: str | None = None,
 ) -> RunResult:
     """Execute the lab notebook with papermill; never raises for an error inside the notebook.
 
@@ -106,7 +107,11 @@ def run(
         if not checks:
             source = _without_checks(source, Path(scratch) / paths.NOTEBOOK)
         log = Path(scratch) / "events.jsonl"
-        kernel_env = {"RAI_LAB_LANG": lang, events.EVENTS_ENV: str(log), **(env or {})}
+        # None: as SPARK_REMOTE says (unset: embedded Spark); "local": embedded; sc://...: Connect.
+        if spark not in (None, "local") and not spark.startswith("sc://"):
+            raise RaiLabError(f"--spark takes 'local' or a Spark Connect URL sc://host:port, not {spark!r}")
+        remote = {} if spark is None else {"SPARK_REMOTE": None if spark == "local" else spark}
+        kernel_env = {"RAI_LAB_LANG": lang, events.EVENTS_ENV: str(log), **remote, **(env or {})}
         with _environment(kernel_env):
             secret_values = cassettes._secrets()
             # IPC transport: the kernel's messages never touch a TCP port (ipykernel warns otherwise).
