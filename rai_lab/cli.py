@@ -144,6 +144,15 @@ def cmd_spark(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from rai_lab import databricks
+
+    for path in databricks.export(Path(args.databricks)):
+        print(f"exported: {_relative(path)}")
+    print("import them into your workspace (Workspace > Import), or with: databricks workspace import-dir")
+    return 0
+
+
 def cmd_release(args) -> int:
     from rai_lab import release
 
@@ -210,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     spk.add_argument("action", choices=("start", "stop", "status"))
     spk.add_argument("--port", type=int, default=15002, help="port on 127.0.0.1 (default: 15002)")
     spk.set_defaults(func=cmd_spark)
+
+    exp = sub.add_parser("export", help="write the lab notebooks as Databricks source notebooks")
+    exp.add_argument("--databricks", required=True, metavar="DIR", help="folder to write them to")
+    exp.set_defaults(func=cmd_export)
 
     std = sub.add_parser("standin", help="run the Azure OpenAI stand-in server on 127.0.0.1")
     standin.add_arguments(std)
