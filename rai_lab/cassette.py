@@ -80,7 +80,7 @@ def scrub_request(request):
     return request
 
 
-def _secrets() -> list[str]:
+def secret_values() -> list[str]:
     """Values that must never be written: the learner's key, endpoint and host."""
     found = []
     key = os.environ.get("AZURE_OPENAI_API_KEY", "")
@@ -95,13 +95,13 @@ def _secrets() -> list[str]:
 
 def redact(text: str, secrets: list[str] | None = None) -> str:
     """`text` with every secret value replaced by <redacted>."""
-    for secret in sorted(secrets if secrets is not None else _secrets(), key=len, reverse=True):
+    for secret in sorted(secrets if secrets is not None else secret_values(), key=len, reverse=True):
         text = text.replace(secret, REDACTED)
     return text
 
 
 def _redact_interaction(request, response):
-    secrets = _secrets()
+    secrets = secret_values()
     if not secrets:
         return request, response
     request.uri = redact(request.uri, secrets)

@@ -8,6 +8,7 @@ limit, and a kernel that cannot reach the network; one broken submission never s
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import html
 import json
@@ -18,11 +19,11 @@ import signal
 import subprocess
 import sys
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from rai_lab import cassette as cassettes
-from rai_lab import intake, paths, sandbox
+from rai_lab import intake, paths, release, sandbox
 from rai_lab.errors import RaiLabError
 
 # Environment variables never passed to a learner's kernel.
@@ -65,17 +66,16 @@ class Outcome:
     status: str = "graded"  # graded | not run | failed
     notes: list[str] = field(default_factory=list)
     digest: str = ""
-    feedback: str | None = None
 
 
+@functools.cache
 def rubric() -> dict[str, dict]:
     return tomllib.loads((paths.GRADERS / "rubric.toml").read_text(encoding="utf-8"))["checks"]
 
 
 def clean_environment(extra: dict[str, str]) -> dict[str, str]:
     """The environment of nbgrader and the learner's kernel: the caller's, minus any secret."""
-    env = {k: v for k, v in os.environ.items() if not SECRET_NAME.search(k)}
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env = {k: v for k, v in release.tool_env().items() if not SECRET_NAME.search(k)}
     return {**env, **extra}
 
 
@@ -231,7 +231,9 @@ class Grader:
 
     def _load_state(self) -> dict[str, dict]:
         try:
-            return {item["learner"]: item for item in json.loads(self.state_path.read_text())}
+            known = {f.name for f in fields(Outcome)}
+            return {item["learner"]: {k: v for k, v in item.items() if k in known}
+                    for item in json.loads(self.state_path.read_text())}
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             return {}
 
@@ -260,7 +262,6 @@ class Grader:
             generated = self.course / "feedback" / outcome.learner / self.assignment / "responsible_ai.html"
             body = generated.read_text(encoding="utf-8") if generated.exists() and outcome.status == "graded" else None
             target.write_text(cassettes.redact(self._feedback_page(outcome, body), secrets), encoding="utf-8")
-            outcome.feedback = str(target)
         export = self._nbgrader("export", f"--to={self.out_dir / 'nbgrader_grades.csv'}")
         if export.returncode != 0 or done.returncode != 0:
             (self.work / "logs").mkdir(exist_ok=True)

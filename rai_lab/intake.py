@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -199,19 +200,26 @@ def _take_notebook(sub: Submission, path: Path, target: Path, lang: str) -> None
     sub.notebook = copy
 
 
+@functools.cache
+def _locked_cells(lang: str) -> tuple[tuple[str, str, bool], ...]:
+    """(grade_id, source, is a check) of each locked cell of the released notebook, read once."""
+    given = nbformat.read(lab_notebook(lang), as_version=4)
+    return tuple(
+        (cell.metadata["nbgrader"]["grade_id"], cell.source, bool(cell.metadata["nbgrader"].get("grade")))
+        for cell in given.cells
+        if cell.metadata.get("nbgrader", {}).get("locked")
+    )
+
+
 def _compare_with_release(sub: Submission, nb, lang: str) -> None:
     """Notes on locked cells the learner edited (nbgrader restores them) or deleted (they score 0)."""
-    given = nbformat.read(lab_notebook(lang), as_version=4)
     mine = {c.metadata.get("nbgrader", {}).get("grade_id"): c.get("source", "") for c in nb.cells}
     edited, missing = [], []
-    for cell in given.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if not meta.get("locked"):
-            continue
-        if meta["grade_id"] not in mine:
-            (missing if meta.get("grade") else edited).append(meta["grade_id"])
-        elif mine[meta["grade_id"]].strip() != cell.source.strip():
-            edited.append(meta["grade_id"])
+    for grade_id, source, graded in _locked_cells(lang):
+        if grade_id not in mine:
+            (missing if graded else edited).append(grade_id)
+        elif mine[grade_id].strip() != source.strip():
+            edited.append(grade_id)
     if missing:
         sub.notes.append(note("cells_missing", lang, cells=", ".join(missing)))
     if edited:

@@ -73,7 +73,7 @@ def start(mode: str = "replay", deployment: str = "gpt-35-turbo", cassette=None,
     _current = session
     atexit.register(session.stop)
     if mode == "replay":
-        session.provenance = cassettes.provenance(path)
+        session.provenance = dict(context.cassette._metadata.get("provenance") or {})
     _install_ipython_hooks(lang)
     events.emit(
         "start",

@@ -113,7 +113,7 @@ def run(
         remote = {} if spark is None else {"SPARK_REMOTE": None if spark == "local" else spark}
         kernel_env = {"RAI_LAB_LANG": lang, events.EVENTS_ENV: str(log), **remote, **(env or {})}
         with _environment(kernel_env):
-            secret_values = cassettes._secrets()
+            secret_values = cassettes.secret_values()
             # IPC transport: the kernel's messages never touch a TCP port (ipykernel warns otherwise).
             kernel = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(scratch) / "kernel"))
             try:

@@ -403,13 +403,6 @@ class StandinServer(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}/"
 
 
-def serve(argv: list[str] | None = None) -> int:
-    """`rai-lab standin`: run the stand-in in the foreground until interrupted."""
-    parser = argparse.ArgumentParser(prog="rai-lab standin", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run_from_args(parser.parse_args(argv))
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
     parser.add_argument("--key", required=True, help="the api-key the stand-in accepts (use a throwaway value)")
