@@ -60,13 +60,18 @@ def _pid_file(state: Path) -> Path | None:
 
 
 def _alive(pid: int) -> bool:
+    """Running (a zombie, which a subreaper has not reaped yet, has exited: not alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 def _port_open(port: int) -> bool:
