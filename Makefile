@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LATEST := .venv-openai-latest
+DATABRICKS := .venv-databricks
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup lab grade test test-main test-openai-latest jupyter release cassettes clean
+.PHONY: setup lab grade test test-main test-openai-latest test-databricks databricks-env jupyter release cassettes clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +25,9 @@ lab: $(STAMP)
 grade: $(STAMP)
 	$(BIN)/rai-lab grade tests/submissions --assignment responsible-ai-fr --out out/grades
 
-## The whole test suite, then the HTTP tests again with the newest openai release.
-test: test-main test-openai-latest
+## The whole test suite, then the HTTP tests again with the newest openai release, then the lab
+## through Databricks Connect (its own environment) against a local Spark Connect server.
+test: test-main test-openai-latest test-databricks
 
 test-main: $(STAMP)
 	$(BIN)/python -m pytest
@@ -41,6 +43,19 @@ test-openai-latest: $(LATEST)/.installed
 	@$(LATEST)/bin/python -c "import openai; print('newest openai:', openai.__version__)"
 	$(LATEST)/bin/python -m pytest -m http tests/test_standin.py tests/test_cassette.py
 
+## Databricks Connect in its own environment (it ships its own pyspark): .venv-databricks/bin/rai-lab run --spark databricks
+databricks-env: $(DATABRICKS)/.installed
+
+$(DATABRICKS)/.installed: requirements-databricks.txt requirements-databricks.lock pyproject.toml
+	$(PYTHON) -m venv $(DATABRICKS)
+	$(DATABRICKS)/bin/python -m pip install --quiet --upgrade pip
+	$(DATABRICKS)/bin/python -m pip install --quiet -c requirements-databricks.lock -r requirements-databricks.txt
+	$(DATABRICKS)/bin/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+test-databricks: $(STAMP) $(DATABRICKS)/.installed
+	RAI_LAB_DATABRICKS_PYTHON=$(DATABRICKS)/bin/python $(BIN)/python -m pytest -m databricks tests/test_databricks_connect.py
+
 ## JupyterLab on the learner notebooks.
 jupyter: $(STAMP)
 	$(BIN)/jupyter lab $(ALLOW_ROOT) lab/
@@ -55,4 +70,4 @@ cassettes: $(STAMP)
 	$(BIN)/rai-lab record --standin --deployment gpt-4o
 
 clean:
-	rm -rf out $(VENV) $(LATEST) *.egg-info .pytest_cache
+	rm -rf out $(VENV) $(LATEST) $(DATABRICKS) *.egg-info .pytest_cache

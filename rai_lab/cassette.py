@@ -90,6 +90,9 @@ def secret_values() -> list[str]:
     host = urlsplit(endpoint).hostname if "://" in endpoint else None
     if host:
         found.extend([endpoint.rstrip("/"), host])
+    for name in ("DATABRICKS_TOKEN", "DATABRICKS_CLIENT_SECRET"):  # `rai-lab run --spark databricks`
+        if len(os.environ.get(name, "")) >= 6:
+            found.append(os.environ[name])
     return found
 
 

@@ -156,15 +156,19 @@ def cmd_export(args) -> int:
 def cmd_release(args) -> int:
     from rai_lab import release
 
+    from rai_lab import databricks
+
     if args.check:
-        stale = release.stale()
+        stale = release.stale() + [f"databricks/{name}" for name in databricks.stale()]
         if stale:
-            print("lab/ is stale (run `rai-lab release`): " + ", ".join(stale), file=sys.stderr)
+            print("lab/ or databricks/ is stale (run `rai-lab release`): " + ", ".join(stale), file=sys.stderr)
             return 1
-        print("lab/ is up to date with solutions/")
+        print("lab/ and databricks/ are up to date with solutions/")
         return 0
     for path in release.release():
         print(f"released: {_relative(path)}")
+    for path in databricks.export(paths.ROOT / "databricks"):
+        print(f"exported for Databricks: {_relative(path)}")
     return 0
 
 
@@ -188,8 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="out", help="output folder (default: out)")
     run.add_argument("--notebook", help="a notebook to run instead of the solution (e.g. a learner's)")
     run.add_argument("--cassette", help="cassette to replay from (replay) or record to (live)")
-    run.add_argument("--spark", help="'local' (embedded Spark) or a Spark Connect URL sc://host:port "
-                                     "(default: SPARK_REMOTE when set, else local)")
+    run.add_argument("--spark", help="'local' (embedded Spark), a Spark Connect URL sc://host:port, or 'databricks' "
+                                     "(Databricks Connect, from .venv-databricks; DATABRICKS_HOST, DATABRICKS_TOKEN, "
+                                     "DATABRICKS_CLUSTER_ID) (default: SPARK_REMOTE when set, else local)")
     run.add_argument("--checks", action="store_true", help="also run the graded checks (hidden tests) of the notebook")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(func=cmd_run)

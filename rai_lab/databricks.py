@@ -1,4 +1,10 @@
-"""Databricks source notebooks (`# Databricks notebook source`) from the lab's .ipynb, and back."""
+"""Databricks source notebooks (`# Databricks notebook source`) from the lab's .ipynb, and back.
+
+`export` writes, for each language, the learner's notebook (from lab/) and a reference notebook:
+the solution without its hidden tests (which need the kit), which the asset bundle's job runs on
+the cluster (`databricks.yml`). The repository keeps their export under databricks/ (a test
+checks it is current; `rai-lab release` rewrites it).
+"""
 
 from __future__ import annotations
 
@@ -40,13 +46,39 @@ def from_source(text: str) -> list[tuple[str, str]]:
     return cells
 
 
+HIDDEN = "### BEGIN HIDDEN TESTS"
+MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+
+
+def reference(nb):
+    """The solution notebook as the bundle's job runs it: no hidden tests, no nbgrader markers."""
+    nb = nbformat.from_dict(nb)
+    nb.cells = [cell for cell in nb.cells if HIDDEN not in cell.source]
+    for cell in nb.cells:
+        cell.source = "\n".join(line for line in cell.source.splitlines() if line.strip() not in MARKERS)
+    return nb
+
+
 def export(dest: Path, folder: Path | None = None) -> list[Path]:
-    """Write each language's lab notebook (from `folder`, default lab/) as a Databricks source file."""
+    """Write each language's lab notebook (from `folder`, default lab/) and reference notebook as source files."""
     written = []
     for assignment in paths.ASSIGNMENTS.values():
-        nb = nbformat.read((folder or paths.LAB) / assignment / paths.NOTEBOOK, as_version=4)
-        target = dest / assignment / "responsible_ai.py"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(to_source(nb), encoding="utf-8")
-        written.append(target)
+        lab = nbformat.read((folder or paths.LAB) / assignment / paths.NOTEBOOK, as_version=4)
+        solution = nbformat.read(paths.SOLUTIONS / assignment / paths.NOTEBOOK, as_version=4)
+        for target, nb in ((dest / assignment / "responsible_ai.py", lab),
+                           (dest / "reference" / assignment / "responsible_ai.py", reference(solution))):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(to_source(nb), encoding="utf-8")
+            written.append(target)
     return written
+
+
+def stale(dest: Path | None = None) -> list[str]:
+    """The files under databricks/ (or `dest`) that differ from a fresh export."""
+    import tempfile
+
+    dest = dest or paths.ROOT / "databricks"
+    with tempfile.TemporaryDirectory() as fresh:
+        return [str(path.relative_to(fresh)) for path in export(Path(fresh))
+                if not (dest / path.relative_to(fresh)).is_file()
+                or (dest / path.relative_to(fresh)).read_text(encoding="utf-8") != path.read_text(encoding="utf-8")]

@@ -158,6 +158,7 @@ class Grader:
         # A new namespace has every port free; without one, ask the host for a free port.
         port = sparkserver.DEFAULT_PORT if prefix else _free_port()
         command += [str(state), str(port)]
+        self.spark_url = f"sc://127.0.0.1:{port}"  # known now: workers can start before the server answers
         with open(self.batch_logs / "spark-holder.log", "w", encoding="utf-8") as log:
             self.holder = subprocess.Popen(command, env=self._env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                            stderr=log, text=True, start_new_session=True)
@@ -181,7 +182,8 @@ class Grader:
             if "error" in answer:
                 raise RaiLabError(f"the batch's Spark Connect server did not start: {answer['error']}\n"
                                   "Try `rai-lab grade --spark local` (an embedded Spark per notebook, slower).")
-            self.spark_url = answer.get("spark")
+            if answer.get("spark") != self.spark_url:
+                raise RaiLabError(f"the batch's Spark Connect server answered at {answer.get('spark')}, not {self.spark_url}")
             warm = self._answer(self.forkserver, 120, "forkserver.log")
             if warm.get("ready"):
                 socket_path = str(self.work / "ipc" / "forkserver")
@@ -335,10 +337,17 @@ class Grader:
                 else:
                     pending.append(sub)
             if pending:
-                self.wait_batch()
+                # nbgrader's import in each worker overlaps the JVM's start too.
+                workers = [_Worker(self, index) for index in range(min(self.workers, len(pending)))]
+                try:
+                    self.wait_batch()
+                except BaseException:
+                    for worker in workers:
+                        worker.kill()
+                    raise
                 self.timings["spark_server_ready_s"] = time.monotonic() - clock
                 started = time.monotonic()
-                for outcome in self._grade_all(pending, progress):
+                for outcome in self._grade_all(pending, progress, workers):
                     outcomes[outcome.learner] = outcome
                 self.timings["grading_s"] = time.monotonic() - started
         finally:
@@ -356,7 +365,7 @@ class Grader:
         (self.batch_logs / "timings.json").write_text(json.dumps(self.timings, indent=1), encoding="utf-8")
         return ordered
 
-    def _grade_all(self, pending: list[intake.Submission], progress: bool) -> list[Outcome]:
+    def _grade_all(self, pending: list[intake.Submission], progress: bool, workers: list) -> list[Outcome]:
         from tqdm import tqdm
 
         jobs: queue.Queue = queue.Queue()
@@ -365,10 +374,10 @@ class Grader:
         results: list[Outcome] = []
         lock = threading.Lock()
         bar = tqdm(total=len(pending), desc="grading", unit="notebook", disable=not progress, file=sys.stderr)
-        count = min(self.workers, len(pending))
+        count = len(workers)
 
         def serve(index: int) -> None:
-            worker = None
+            worker = workers[index]
             try:
                 while True:
                     try:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rai_lab import cassette as cassettes
 from rai_lab import events, paths
+from rai_lab import spark as spark_mod
 from rai_lab.errors import RaiLabError
 from rai_lab.standin import DEFAULT_DEPLOYMENTS, StandinConfig, StandinServer
 
@@ -107,10 +108,19 @@ def run(
         if not checks:
             source = _without_checks(source, Path(scratch) / paths.NOTEBOOK)
         log = Path(scratch) / "events.jsonl"
-        # None: as SPARK_REMOTE says (unset: embedded Spark); "local": embedded; sc://...: Connect.
-        if spark not in (None, "local") and not spark.startswith("sc://"):
-            raise RaiLabError(f"--spark takes 'local' or a Spark Connect URL sc://host:port, not {spark!r}")
-        remote = {} if spark is None else {"SPARK_REMOTE": None if spark == "local" else spark}
+        # None: as SPARK_REMOTE says (unset: embedded Spark); "local": embedded; sc://...: Connect;
+        # "databricks": Databricks Connect, configured by its own DATABRICKS_* variables.
+        if spark not in (None, "local", "databricks") and not spark.startswith("sc://"):
+            raise RaiLabError(f"--spark takes 'local', 'databricks' or a Spark Connect URL sc://host:port, not {spark!r}")
+        if spark == "databricks":
+            with _environment({spark_mod.DATABRICKS_ENV: "databricks", **(env or {})}):
+                problem = spark_mod.databricks_problem()
+            if problem:
+                raise RaiLabError(f"--spark databricks: {problem}")
+            remote = {spark_mod.DATABRICKS_ENV: "databricks"}
+        else:
+            remote = {spark_mod.DATABRICKS_ENV: None, **({} if spark is None else
+                                                         {"SPARK_REMOTE": None if spark == "local" else spark})}
         kernel_env = {"RAI_LAB_LANG": lang, events.EVENTS_ENV: str(log), **remote, **(env or {})}
         with _environment(kernel_env):
             secret_values = cassettes.secret_values()

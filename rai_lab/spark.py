@@ -63,11 +63,58 @@ def remote_url() -> str | None:
     return os.environ.get("SPARK_REMOTE") or None
 
 
+DATABRICKS_ENV = "RAI_LAB_SPARK"  # "databricks": a DatabricksSession (rai-lab run --spark databricks)
+
+
+def databricks_requested() -> bool:
+    return os.environ.get(DATABRICKS_ENV) == "databricks"
+
+
+def databricks_problem() -> str | None:
+    """Why Databricks Connect cannot start here (missing package or settings), or None."""
+    try:
+        import databricks.connect  # noqa: F401
+    except ImportError:
+        return ("the databricks-connect package is not installed in this environment (it ships its own pyspark, so "
+                "it lives in a separate one): run `make databricks-env`, then use .venv-databricks/bin/rai-lab")
+    if os.environ.get("SPARK_REMOTE"):
+        return None  # an explicit connection string (sc://...;token=...;x-databricks-cluster-id=...)
+    profile = os.environ.get("DATABRICKS_CONFIG_PROFILE")
+    if profile:
+        return None  # host, credentials and cluster come from ~/.databrickscfg
+    missing = []
+    if not os.environ.get("DATABRICKS_HOST"):
+        missing.append("DATABRICKS_HOST (https://adb-<workspace-id>.<n>.azuredatabricks.net)")
+    if not (os.environ.get("DATABRICKS_TOKEN") or os.environ.get("DATABRICKS_CLIENT_SECRET")
+            or os.environ.get("DATABRICKS_AUTH_TYPE")):
+        missing.append("DATABRICKS_TOKEN (a personal access token; or DATABRICKS_AUTH_TYPE for another method)")
+    if not (os.environ.get("DATABRICKS_CLUSTER_ID") or os.environ.get("DATABRICKS_SERVERLESS_COMPUTE_ID")):
+        missing.append("DATABRICKS_CLUSTER_ID (the cluster's id, from its page or `databricks clusters list`)")
+    if missing:
+        return ("Databricks Connect needs these environment variables: " + "; ".join(missing)
+                + ". Or set DATABRICKS_CONFIG_PROFILE to a profile of ~/.databrickscfg.")
+    return None
+
+
 def session(lang: str = "fr"):
     """The active SparkSession, created with the kit's settings when there is none."""
     from pyspark.sql import SparkSession
 
     remote = remote_url()
+    if databricks_requested():
+        problem = databricks_problem()
+        if problem:
+            raise RaiLabError(problem)
+        from databricks.connect import DatabricksSession
+
+        builder = DatabricksSession.builder.remote(remote) if remote else DatabricksSession.builder
+        spark = builder.getOrCreate()  # the learner's SparkSession.builder.getOrCreate() returns it
+        for key, value in DISPLAY_CONF.items():
+            try:
+                spark.conf.set(key, value)
+            except Exception:  # noqa: BLE001 - a workspace may forbid a setting; tables still show
+                pass
+        return spark
     if remote:
         builder = SparkSession.builder.remote(remote)
         for key, value in DISPLAY_CONF.items():
@@ -128,6 +175,10 @@ def _launch_quiet_gateway(conf: dict[str, str], log_path: Path) -> None:
 def describe(spark) -> str:
     """How a learner should read where their DataFrames live."""
     remote = remote_url()
+    if databricks_requested():
+        cluster = os.environ.get("DATABRICKS_CLUSTER_ID")
+        where = remote.split(";")[0] if remote else (f"cluster {cluster}" if cluster else "from your profile")
+        return f"Databricks Connect ({where}, Spark {spark.version})"
     if remote:
         return f"Spark Connect {remote}"
     try:

@@ -43,8 +43,10 @@ class ServerStatus:
 
 
 def _environment(state: Path) -> dict[str, str]:
+    # With SPARK_REMOTE set, spark-submit would start a Connect *client*, not the server.
+    inherited = {k: v for k, v in os.environ.items() if k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED")}
     return {
-        **os.environ,
+        **inherited,
         "SPARK_HOME": str(spark_home()),
         "SPARK_LOG_DIR": str(state / "logs"),
         "SPARK_PID_DIR": str(state / "pids"),

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
+
 import nbformat
 import pytest
-from conftest import LAB, rai_lab_command
+import yaml
+from conftest import LAB, ROOT, rai_lab_command
 
 from rai_lab import databricks
 
@@ -30,3 +34,68 @@ def test_kit_cells_are_there_for_databricks_to_skip(tmp_path):
 def test_a_file_that_is_not_a_databricks_notebook_is_refused():
     with pytest.raises(ValueError, match="not a Databricks source notebook"):
         databricks.from_source("print('hello')\n")
+
+
+def test_run_on_databricks_without_databricks_connect_says_how_to_get_it(tmp_path):
+    """In the main environment (no databricks-connect): a clear error before any kernel starts."""
+    done = rai_lab_command("run", "--spark", "databricks", "--no-progress", "--out", str(tmp_path))
+    assert done.returncode == 2
+    assert "databricks-connect package is not installed" in done.stderr and "make databricks-env" in done.stderr
+
+
+def test_the_committed_databricks_notebooks_are_current():
+    """databricks/ is `rai-lab release`'s export of lab/ and of the solutions (reference notebooks)."""
+    assert databricks.stale() == []
+
+
+def test_reference_notebooks_have_the_solution_and_no_hidden_test():
+    for lang in ("fr", "en"):
+        text = (ROOT / "databricks" / "reference" / f"responsible-ai-{lang}" / "responsible_ai.py").read_text()
+        cells = databricks.from_source(text)
+        code = "\n".join(source for kind, source in cells if kind == "code")
+        assert "checking.check" not in code and "BEGIN HIDDEN TESTS" not in code and "BEGIN SOLUTION" not in code
+        assert "neutral_df = spark.createDataFrame" in code and "client.chat.completions.create" in code
+        assert "except ImportError" in code  # no kit in Databricks: real calls
+
+
+def test_the_asset_bundle_matches_the_seed_and_holds_no_secret():
+    bundle = yaml.safe_load((ROOT / "databricks.yml").read_text())
+    variables = {name: spec.get("default") for name, spec in bundle["variables"].items()}
+    cluster = bundle["resources"]["clusters"]["rai_lab"]
+    resolve = lambda value: re.sub(r"\$\{var\.(\w+)\}", lambda m: str(variables[m.group(1)]), str(value))  # noqa: E731
+
+    # Single node, single user, ML runtime without GPU, no Photon, Standard_D4ds_v5, 20 idle minutes.
+    assert cluster["num_workers"] == 0
+    assert cluster["spark_conf"]["spark.databricks.cluster.profile"] == "singleNode"
+    assert cluster["custom_tags"]["ResourceClass"] == "SingleNode"
+    assert cluster["data_security_mode"] == "SINGLE_USER" and "single_user_name" in cluster
+    runtime = resolve(cluster["spark_version"])
+    assert re.fullmatch(r"\d+\.\d+\.x-cpu-ml-scala2\.1[23]", runtime), runtime
+    assert int(runtime.split(".")[0]) >= 13  # the seed: 13.3 LTS ML or later (Spark > 3.4)
+    assert cluster["runtime_engine"] == "STANDARD"  # no Photon
+    assert resolve(cluster["node_type_id"]) == "Standard_D4ds_v5"
+    assert cluster["autotermination_minutes"] == 20
+
+    # The key comes from a secret scope; the endpoint and version are plain settings.
+    env = cluster["spark_env_vars"]
+    assert re.fullmatch(r"\{\{secrets/[^/]+/[^/]+\}\}", resolve(env["AZURE_OPENAI_API_KEY"]))
+    assert "default" not in bundle["variables"]["azure_openai_endpoint"]  # each deployer gives their own
+    assert resolve(env["AZURE_OPENAI_API_VERSION"]) == "2023-03-15-preview"
+
+    # The job runs the reference notebook on that cluster, with the seed's library.
+    task = bundle["resources"]["jobs"]["rai_lab_reference"]["tasks"][0]
+    assert task["existing_cluster_id"] == "${resources.clusters.rai_lab.id}"
+    assert task["libraries"] == [{"pypi": {"package": "openai==1.42.0"}}]
+    pins = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert "openai==1.42.0" in pins
+    for lang in ("fr", "en"):
+        path = ROOT / task["notebook_task"]["notebook_path"].replace("${var.language}", lang)
+        assert path.read_text().startswith(databricks.HEADER)
+    assert variables["language"] in ("fr", "en")
+    for synced in bundle["sync"]["paths"]:
+        assert (ROOT / synced).is_dir()
+
+
+def test_the_bundle_file_has_no_key_like_value():
+    text = (ROOT / "databricks.yml").read_text()
+    assert not re.search(r"[0-9a-f]{32}|dapi[0-9a-f]{8,}", text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -76,6 +77,42 @@ def graded_class(tmp_path_factory):
                            env=INSTRUCTOR_SECRETS, timeout=3000)
     assert done.returncode == 0, done.stdout + done.stderr
     return out, work, done.stdout
+
+
+def test_the_class_is_graded_in_parallel_on_one_shared_spark_server(graded_class):
+    """The default batch: --workers = the cores, one Spark Connect server, warm kernels in its namespace."""
+    _, work, _ = graded_class
+    timings = json.loads((work / "logs" / "batch" / "timings.json").read_text())
+    assert (timings["workers"], timings["spark"], timings["network_namespace"]) == (os.cpu_count(), "shared", True)
+    assert timings["graded"] == len(EXPECTED) - 2  # the two unreadable submissions never reach nbgrader
+    spec = json.loads((work / "jupyter" / "kernels" / "rai-lab-sandbox" / "kernel.json").read_text())
+    assert spec["argv"][1:4] == ["-m", "rai_lab.forkserver", "launch"]
+    assert list((work / "spark" / "logs").glob("*SparkConnectServer*.out"))  # the batch's one server ran
+    assert not list((work / "spark" / "pids").glob("*.pid"))  # and was stopped
+
+
+ONE_BY_ONE = ["solution", "api-version-latest", "nine-calls", "tries-network", "kernel-crash", "with-own-cassette"]
+
+
+def test_parallel_shared_grades_are_the_one_by_one_grades(graded_class, tmp_path):
+    """The same learners graded one at a time, each kernel cold with its own embedded Spark: same rows."""
+    class_dir = tmp_path / "class"
+    class_dir.mkdir()
+    for learner in ONE_BY_ONE:
+        source = SUBMISSIONS / learner
+        if source.is_dir():
+            shutil.copytree(source, class_dir / learner)
+        else:
+            shutil.copy(SUBMISSIONS / f"{learner}.ipynb", class_dir)
+    out = tmp_path / "out"
+    done = rai_lab_command("grade", str(class_dir), "--out", str(out), "--work", str(tmp_path / "work"),
+                           "--workers", "1", "--spark", "local", "--cell-timeout", "60", "--no-progress", timeout=1500)
+    assert done.returncode == 0, done.stdout + done.stderr
+    timings = json.loads((tmp_path / "work" / "logs" / "batch" / "timings.json").read_text())
+    assert (timings["workers"], timings["spark"]) == (1, "local")
+    one_by_one, parallel = read_grades(out), read_grades(graded_class[0])
+    for learner in ONE_BY_ONE:
+        assert one_by_one[learner] == parallel[learner], learner
 
 
 def test_every_sample_is_in_the_grades(graded_class):

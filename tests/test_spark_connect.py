@@ -40,7 +40,9 @@ def server(tmp_path_factory):
     state = tmp_path_factory.mktemp("spark-state")
     env = {"RAI_LAB_SPARK_STATE": str(state)}
     port = free_port()
-    done = rai_lab_command("spark", "start", "--port", str(port), env=env, timeout=300)
+    # A SPARK_REMOTE left in the shell must not turn the server's spark-submit into a client.
+    done = rai_lab_command("spark", "start", "--port", str(port), env={**env, "SPARK_REMOTE": "sc://127.0.0.1:9"},
+                           timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     yield f"sc://127.0.0.1:{port}", port, env
     rai_lab_command("spark", "stop", env=env, timeout=120)

@@ -1,0 +1,162 @@
+"""The grading batch's pieces, each really started: its network namespace and its warm kernels."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from jupyter_client.manager import KernelManager
+
+from rai_lab import sandbox
+
+pytestmark = [pytest.mark.notebook]
+
+PROBE = (
+    "import socket, sys\n"
+    "sock = socket.socket()\n"
+    "sock.settimeout(3)\n"
+    "print(sock.connect_ex((sys.argv[1], int(sys.argv[2]))))\n"
+)
+
+
+@pytest.fixture
+def holder():
+    """`rai_lab.sandbox hold` in a namespace of its own, without Spark."""
+    prefix = sandbox.unshare_prefix()
+    assert prefix, "this machine allows network namespaces (see test_kernels_get_a_network_namespace_here)"
+    process = subprocess.Popen([*prefix, sys.executable, "-m", "rai_lab.sandbox", "hold"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    assert "namespace" in json.loads(process.stdout.readline())
+    assert json.loads(process.stdout.readline()) == {"ready": True, "spark": None}
+    yield process
+    process.stdin.close()
+    assert process.wait(timeout=30) == 0
+
+
+def test_the_batch_namespace_has_its_own_loopback_and_no_way_out(holder):
+    """Kernels that join it reach a server inside it; the host's loopback and the outside are not there."""
+    join = sandbox.join_prefix(holder.pid)
+    assert join and os.path.basename(join[0]) == "nsenter"
+    server = subprocess.Popen([*join, sys.executable, "-c",
+                               "import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1', 0))\ns.listen()\n"
+                               "print(s.getsockname()[1], flush=True)\ntime.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        port = server.stdout.readline().strip()
+        inside = subprocess.run([*join, sys.executable, "-c", PROBE, "127.0.0.1", port], capture_output=True, text=True)
+        assert inside.stdout.strip() == "0"  # a second process in the namespace reaches the server
+        outside = subprocess.run([*join, sys.executable, "-c", PROBE, "192.0.2.1", "80"], capture_output=True, text=True)
+        assert outside.stdout.strip() in ("101", "113")  # ENETUNREACH / EHOSTUNREACH
+        host = subprocess.run([sys.executable, "-c", PROBE, "127.0.0.1", port], capture_output=True, text=True)
+        assert host.stdout.strip() != "0"  # not the host's loopback: nothing there
+    finally:
+        server.kill()
+        server.wait()
+
+
+@pytest.fixture
+def warm_kernels(tmp_path):
+    """A fork server and a kernelspec that launches kernels through it."""
+    socket_path = str(tmp_path / "forkserver")
+    server = subprocess.Popen([sys.executable, "-m", "rai_lab.forkserver", "serve", socket_path],
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "RAI_LAB_LANG": "en"})
+    assert json.loads(server.stdout.readline())["ready"]
+    spec = tmp_path / "jupyter" / "kernels" / "warm"
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-m", "rai_lab.forkserver", "launch", socket_path, "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "warm", "language": "python"}))
+    os.environ["JUPYTER_PATH"] = str(tmp_path / "jupyter")
+    try:
+        yield server
+    finally:
+        os.environ.pop("JUPYTER_PATH", None)
+        server.kill()
+        server.wait()
+
+
+def wait_for(client, msg_id: str, msg_type: str, timeout: float = 30) -> dict:
+    while True:
+        msg = client.get_iopub_msg(timeout=timeout)
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == msg_type:
+            return msg
+
+
+def run_code(client, code: str, timeout: float = 30) -> dict:
+    """Execute `code`; return {'stdout': ..., 'error': ename or None}."""
+    msg_id = client.execute(code)
+    found = {"stdout": "", "error": None}
+    while True:
+        msg = client.get_iopub_msg(timeout=timeout)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "stream":
+            found["stdout"] += msg["content"]["text"]
+        elif msg["msg_type"] == "error":
+            found["error"] = msg["content"]["ename"]
+        elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            return found
+
+
+def test_a_warm_kernel_is_a_fresh_preloaded_fork(warm_kernels, tmp_path):
+    """Its own pid, folder and environment; the lab's modules already imported; the network guard on."""
+    workdir = tmp_path / "learner"
+    workdir.mkdir()
+    km = KernelManager(kernel_name="warm")
+    km.start_kernel(cwd=str(workdir), env={**os.environ, "RAI_LAB_LANG": "en", "LEARNER_MARK": "ana"})
+    client = km.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+        got = run_code(client, "import os, sys\nprint(os.getcwd(), os.environ.get('LEARNER_MARK'), os.getppid(), "
+                               "'pyspark.sql.connect.session' in sys.modules, os.getpid())")
+        cwd, mark, parent, preloaded, kernel_pid = got["stdout"].split()
+        assert (cwd, mark, preloaded) == (str(workdir), "ana", "True")
+        assert int(parent) == warm_kernels.pid  # forked by the server, not started cold
+        refused = run_code(client, "import socket\ntry:\n    socket.create_connection(('192.0.2.1', 80), timeout=3)\n"
+                                   "except PermissionError as err:\n    print(err)")
+        assert "the network is off while grading" in refused["stdout"]
+        # A cell stopped at its time limit: jupyter_client's interrupt reaches the forked kernel.
+        loop = client.execute("while True:\n    pass", stop_on_error=False)  # as nbclient does
+        wait_for(client, loop, "execute_input")
+        time.sleep(0.5)
+        km.interrupt_kernel()
+        assert wait_for(client, loop, "error")["content"]["ename"] == "KeyboardInterrupt"
+        assert run_code(client, "print('still here')")["stdout"].strip() == "still here"
+    finally:
+        client.stop_channels()
+    km.shutdown_kernel(now=True)
+    assert wait_gone(int(kernel_pid))
+
+
+def wait_gone(pid: int, timeout: float = 15) -> bool:
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_killing_the_launcher_kills_its_kernel(warm_kernels, tmp_path):
+    """A notebook over its time limit: the grader kills the launcher; the forked kernel goes too."""
+    import psutil
+
+    km = KernelManager(kernel_name="warm")
+    km.start_kernel(cwd=str(tmp_path))
+    client = km.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+    finally:
+        client.stop_channels()
+    kernels = psutil.Process(warm_kernels.pid).children()
+    assert len(kernels) == 1
+    km.provisioner.process.kill()
+    assert wait_gone(kernels[0].pid)
+    km.cleanup_resources()

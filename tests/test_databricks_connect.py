@@ -1,0 +1,82 @@
+"""The lab through Databricks Connect, in its own environment, against a local Spark Connect server.
+
+`make test-databricks` builds .venv-databricks (databricks-connect 16.1, its own pyspark 3.5,
+numpy<2) and runs these tests with RAI_LAB_DATABRICKS_PYTHON pointing at it; the server is the
+open-source Spark Connect 4.3 from the main environment, started on 127.0.0.1 by the test.
+
+What this covers: `rai-lab run --spark databricks` from that environment, the kit creating a
+`DatabricksSession` (`DatabricksSession.builder.remote(url).getOrCreate()`), the learner's
+unchanged `SparkSession.builder.getOrCreate()` picking it up, the lab's DataFrames built and
+displayed by databricks-connect's client, the graded checks passing, and the clear error when
+Databricks settings are missing. What it cannot cover here: a Databricks workspace itself
+(authentication, clusters, Unity Catalog, Databricks' own server-side features).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+
+import nbformat
+import pytest
+from conftest import ROOT, rai_lab_command
+
+pytestmark = [pytest.mark.databricks, pytest.mark.spark, pytest.mark.notebook]
+
+PYTHON = os.environ.get("RAI_LAB_DATABRICKS_PYTHON", "")
+DATABRICKS_VARIABLES = ("DATABRICKS_HOST", "DATABRICKS_TOKEN", "DATABRICKS_CLUSTER_ID", "DATABRICKS_CONFIG_PROFILE",
+                        "DATABRICKS_SERVERLESS_COMPUTE_ID", "DATABRICKS_CLIENT_SECRET", "DATABRICKS_AUTH_TYPE",
+                        "SPARK_REMOTE")
+
+
+def in_databricks_env(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    assert PYTHON and os.path.exists(PYTHON), "run these tests with `make test-databricks` (RAI_LAB_DATABRICKS_PYTHON)"
+    full = {k: v for k, v in os.environ.items() if k not in DATABRICKS_VARIABLES}
+    return subprocess.run([PYTHON, *args], capture_output=True, text=True, env={**full, **(env or {})}, cwd=ROOT,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    state = tmp_path_factory.mktemp("spark-state")
+    env = {"RAI_LAB_SPARK_STATE": str(state)}
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done = rai_lab_command("spark", "start", "--port", str(port), env=env, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    yield f"sc://127.0.0.1:{port}"
+    rai_lab_command("spark", "stop", env=env, timeout=120)
+
+
+def test_the_environment_is_separate_and_has_its_own_pyspark():
+    done = in_databricks_env("-c", "import databricks.connect, pyspark, numpy, rai_lab; "
+                                   "print(pyspark.__version__, numpy.__version__)")
+    assert done.returncode == 0, done.stderr
+    pyspark_version, numpy_version = done.stdout.split()
+    assert pyspark_version.startswith("3.5.") and numpy_version.startswith("1.")
+    import pyspark
+
+    assert pyspark.__version__ == "4.3.0"  # the main environment is untouched
+
+
+def test_the_lab_runs_through_databricks_connect(server, tmp_path):
+    done = in_databricks_env("-m", "rai_lab", "run", "--spark", "databricks", "--checks", "--no-progress",
+                             "--out", str(tmp_path), env={"SPARK_REMOTE": server})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"Databricks Connect ({server}, Spark 4.3.0)" in done.stdout
+    assert "neutral_df 5 lignes, loaded_df 5 lignes" in done.stdout
+    nb = nbformat.read(tmp_path / "responsible-ai-fr" / "responsible_ai.ipynb", 4)
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error" or o.get("name") == "stderr"]
+    tables = [o.data["text/html"] for o in outputs if o.output_type == "display_data"]
+    assert len(tables) == 2 and all("<table" in t for t in tables)
+
+
+def test_missing_databricks_settings_are_a_clear_error(tmp_path):
+    done = in_databricks_env("-m", "rai_lab", "run", "--spark", "databricks", "--no-progress", "--out", str(tmp_path),
+                             env={"HOME": str(tmp_path)})
+    assert done.returncode == 2
+    assert "DATABRICKS_HOST" in done.stderr and "DATABRICKS_CLUSTER_ID" in done.stderr
+    assert "DATABRICKS_TOKEN" in done.stderr and "~/.databrickscfg" in done.stderr
