@@ -286,3 +286,16 @@ def test_socket_module_untouched_outside_grading():
     import rai_lab.sandbox  # noqa: F401
 
     assert socket.socket.connect.__qualname__ == "socket.connect"
+
+
+def test_nbgrader_export_agrees_with_grades_csv(graded_class):
+    """nbgrader_grades.csv (nbgrader's own export) has each learner nbgrader graded, with the same score."""
+    out, _, _ = graded_class
+    ours = read_grades(out)
+    with open(out / "nbgrader_grades.csv", encoding="utf-8") as handle:
+        theirs = {row["student_id"]: row for row in csv.DictReader(handle)}
+    graded = {name for name, row in ours.items() if row["status"] == "graded"}
+    assert graded <= set(theirs)
+    for name in graded:
+        assert float(theirs[name]["raw_score"]) == float(ours[name]["score"]), name
+        assert float(theirs[name]["max_score"]) == 15
