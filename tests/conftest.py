@@ -85,3 +85,36 @@ def rai_lab_command(*args: str, env: dict | None = None, cwd: Path | None = None
         cwd=cwd or ROOT,
         timeout=timeout,
     )
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def connect_server(tmp_path_factory):
+    """A real Spark Connect server from `rai-lab spark start` on 127.0.0.1: (url, port, its env)."""
+    state = tmp_path_factory.mktemp("spark-state")
+    env = {"RAI_LAB_SPARK_STATE": str(state)}
+    port = free_port()
+    # A SPARK_REMOTE left in the shell must not turn the server's spark-submit into a client.
+    done = rai_lab_command("spark", "start", "--port", str(port), env={**env, "SPARK_REMOTE": "sc://127.0.0.1:9"},
+                           timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    yield f"sc://127.0.0.1:{port}", port, env
+    rai_lab_command("spark", "stop", env=env, timeout=120)
+
+
+def assert_lab_ran_cleanly(out_dir: Path, lang: str = "fr") -> None:
+    """The executed lab: no error, nothing on stderr, and both DataFrames shown as HTML tables."""
+    import nbformat
+
+    nb = nbformat.read(out_dir / f"responsible-ai-{lang}" / "responsible_ai.ipynb", 4)
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error" or o.get("name") == "stderr"]
+    tables = [o.data["text/html"] for o in outputs if o.output_type == "display_data"]
+    assert len(tables) == 2 and all("<table" in t for t in tables)

@@ -15,12 +15,10 @@ Databricks settings are missing. What it cannot cover here: a Databricks workspa
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 
-import nbformat
 import pytest
-from conftest import ROOT, rai_lab_command
+from conftest import ROOT, assert_lab_ran_cleanly
 
 pytestmark = [pytest.mark.databricks, pytest.mark.spark, pytest.mark.notebook]
 
@@ -38,16 +36,8 @@ def in_databricks_env(*args: str, env: dict | None = None, timeout: int = 600) -
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    state = tmp_path_factory.mktemp("spark-state")
-    env = {"RAI_LAB_SPARK_STATE": str(state)}
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    done = rai_lab_command("spark", "start", "--port", str(port), env=env, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    yield f"sc://127.0.0.1:{port}"
-    rai_lab_command("spark", "stop", env=env, timeout=120)
+def server(connect_server):
+    return connect_server[0]
 
 
 def test_the_environment_is_separate_and_has_its_own_pyspark():
@@ -67,11 +57,7 @@ def test_the_lab_runs_through_databricks_connect(server, tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"Databricks Connect ({server}, Spark 4.3.0)" in done.stdout
     assert "neutral_df 5 lignes, loaded_df 5 lignes" in done.stdout
-    nb = nbformat.read(tmp_path / "responsible-ai-fr" / "responsible_ai.ipynb", 4)
-    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.output_type == "error" or o.get("name") == "stderr"]
-    tables = [o.data["text/html"] for o in outputs if o.output_type == "display_data"]
-    assert len(tables) == 2 and all("<table" in t for t in tables)
+    assert_lab_ran_cleanly(tmp_path)
 
 
 def test_missing_databricks_settings_are_a_clear_error(tmp_path):

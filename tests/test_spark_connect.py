@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import socket
 
-import nbformat
 import pytest
-from conftest import rai_lab_command
+from conftest import assert_lab_ran_cleanly, free_port, rai_lab_command
 
 pytestmark = [pytest.mark.spark, pytest.mark.notebook]
 
 
 # /proc/net/tcp{,6} spellings of 127.0.0.1, ::ffff:127.0.0.1 and ::1
 LOOPBACK = {"0100007F", "0000000000000000FFFF00000100007F", "00000000000000000000000001000000"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def exited(pid: int) -> bool:
@@ -44,16 +37,8 @@ def listening_addresses(port: int) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    state = tmp_path_factory.mktemp("spark-state")
-    env = {"RAI_LAB_SPARK_STATE": str(state)}
-    port = free_port()
-    # A SPARK_REMOTE left in the shell must not turn the server's spark-submit into a client.
-    done = rai_lab_command("spark", "start", "--port", str(port), env={**env, "SPARK_REMOTE": "sc://127.0.0.1:9"},
-                           timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    yield f"sc://127.0.0.1:{port}", port, env
-    rai_lab_command("spark", "stop", env=env, timeout=120)
+def server(connect_server):
+    return connect_server
 
 
 def test_server_runs_on_loopback_only(server):
@@ -82,11 +67,7 @@ def test_the_lab_runs_on_the_connect_server(server, tmp_path, how):
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"Spark : Spark Connect {url}" in done.stdout
     assert "neutral_df 5 lignes, loaded_df 5 lignes" in done.stdout
-    nb = nbformat.read(tmp_path / "responsible-ai-fr" / "responsible_ai.ipynb", 4)
-    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.output_type == "error" or o.get("name") == "stderr"]
-    tables = [o.data["text/html"] for o in outputs if o.output_type == "display_data"]
-    assert len(tables) == 2 and all("<table" in t for t in tables)
+    assert_lab_ran_cleanly(tmp_path)
 
 
 def test_a_taken_port_is_a_clear_error(tmp_path):
