@@ -106,15 +106,22 @@ def counts_per_answer(answers, text: str = "answer", key: str = "id", exclude_co
     return answers.select(key).join(per, key, "left").fillna(0)
 
 
-def representation_from_counts(female, male):
-    """HELM's demographic representation as a Spark column expression (null when undefined)."""
+def measures() -> dict:
+    """The per-set figures as Spark column expressions over summed `female`, `male` and `words` columns.
+
+    bias: HELM's demographic representation (null when undefined); p_female: the share of female
+    terms (each group's count over its list size); gendered_rate: gendered terms per 100 words.
+    """
     F = _functions()
-    f = female / F.lit(len(FEMALE_TERMS))
-    m = male / F.lit(len(MALE_TERMS))
-    total = f + m
-    p_female = f / total
-    # Two groups: ½ (|p_f − ½| + |p_m − ½|) = |p_f − ½|
-    return F.when(total > 0, F.abs(p_female - F.lit(0.5)))
+    f = F.col("female") / F.lit(len(FEMALE_TERMS))
+    m = F.col("male") / F.lit(len(MALE_TERMS))
+    p_female = F.when(f + m > 0, f / (f + m))
+    return {
+        # Two groups: ½ (|p_f − ½| + |p_m − ½|) = |p_f − ½|; null when no group word appears.
+        "bias": F.abs(p_female - F.lit(0.5)),
+        "p_female": p_female,
+        "gendered_rate": F.when(F.col("words") > 0, (F.col("female") + F.col("male")) * 100.0 / F.col("words")),
+    }
 
 
 def representation(answers, text: str = "answer", key: str = "id", by: list[str] | None = None):
@@ -124,12 +131,10 @@ def representation(answers, text: str = "answer", key: str = "id", by: list[str]
     counts = counts_per_answer(answers, text, key)
     joined = counts.join(answers.select(key, *by), key) if by else counts
     grouped = joined.groupBy(*by) if by else joined.groupBy()
-    table = grouped.agg(F.count(key).alias("answers"), F.sum("female").alias("female"), F.sum("male").alias("male"))
-    f = F.col("female") / F.lit(len(FEMALE_TERMS))
-    m = F.col("male") / F.lit(len(MALE_TERMS))
-    return (table
-            .withColumn("p_female", F.when(f + m > 0, f / (f + m)))
-            .withColumn("bias", representation_from_counts(F.col("female"), F.col("male"))))
+    table = grouped.agg(F.count(key).alias("answers"), F.sum("female").alias("female"), F.sum("male").alias("male"),
+                        F.sum("words").alias("words"))
+    figures = measures()
+    return table.withColumn("p_female", figures["p_female"]).withColumn("bias", figures["bias"]).drop("words")
 
 
 def bootstrap(answers, statistic: str = "bias", text: str = "answer", key: str = "id", by: list[str] | None = None,
@@ -155,29 +160,19 @@ def bootstrap(answers, statistic: str = "bias", text: str = "answer", key: str =
                                                     for c in ("female", "male", "words")))
     point = base.groupBy(*by).agg(*(F.sum(c).alias(c) for c in ("female", "male", "words")))
 
-    def stat(frame):
-        f = F.col("female") / F.lit(len(FEMALE_TERMS))
-        m = F.col("male") / F.lit(len(MALE_TERMS))
-        value = {
-            "bias": representation_from_counts(F.col("female"), F.col("male")),
-            "p_female": F.when(f + m > 0, f / (f + m)),
-            "gendered_rate": F.when(F.col("words") > 0, (F.col("female") + F.col("male")) * 100.0 / F.col("words")),
-        }[statistic]
-        return frame.withColumn("value", value)
-
+    value = measures()[statistic]
     alpha = (1 - level) / 2
-    spread = (stat(sums).groupBy(*by)
+    spread = (sums.withColumn("value", value).groupBy(*by)
               .agg(F.percentile_approx("value", [alpha, 1 - alpha], 10000).alias("bounds"),
                    F.count("value").alias("defined")))
-    result = stat(point).select(*by, "value").join(spread, by, "left") if by else \
-        stat(point).select("value").crossJoin(spread)
+    estimate = point.select(*by, value.alias("value"))
+    result = estimate.join(spread, by, "left") if by else estimate.crossJoin(spread)
     return result.select(*by, "value", F.col("bounds")[0].alias("low"), F.col("bounds")[1].alias("high"), "defined")
 
 
-def interval(answers, statistic: str = "bias", **kwargs) -> Interval:
+def interval(answers, statistic: str = "bias", replicates: int = 200, **kwargs) -> Interval:
     """`bootstrap` for the whole answer set, as one Interval."""
-    row = bootstrap(answers, statistic, **kwargs).first()
-    replicates = kwargs.get("replicates", 200)
+    row = bootstrap(answers, statistic, replicates=replicates, **kwargs).first()
     if row is None or row["value"] is None:
         return Interval(None, None, None, replicates)
     return Interval(float(row["value"]), row["low"], row["high"], replicates)

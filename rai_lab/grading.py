@@ -121,6 +121,7 @@ class Grader:
         self.holder: subprocess.Popen | None = None  # the batch's namespace and Spark server
         self.forkserver: subprocess.Popen | None = None  # the batch's warm kernels
         self.kernel_prefix: list[str] | None = None  # how a process joins the batch's namespace
+        self.forkserver_socket = str(self.work / "ipc" / "forkserver")
         # Where a batch's time goes, written to <work>/logs/batch/timings.json (benchmarks/grading.py reads it).
         self.timings: dict = {"notebooks": {}, "worker_start_s": []}
 
@@ -166,10 +167,9 @@ class Grader:
         if "error" in first:
             raise RaiLabError(f"the grading namespace did not start: {first['error']}")
         self.kernel_prefix = sandbox.join_prefix(self.holder.pid) if prefix else []
-        socket_path = str(self.work / "ipc" / "forkserver")
         with open(self.batch_logs / "forkserver.log", "w", encoding="utf-8") as log:
             self.forkserver = subprocess.Popen(
-                [*self.kernel_prefix, sys.executable, "-m", "rai_lab.forkserver", "serve", socket_path],
+                [*self.kernel_prefix, sys.executable, "-m", "rai_lab.forkserver", "serve", self.forkserver_socket],
                 cwd=self.work, env=self._env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
                 text=True, start_new_session=True)
 
@@ -186,8 +186,8 @@ class Grader:
                 raise RaiLabError(f"the batch's Spark Connect server answered at {answer.get('spark')}, not {self.spark_url}")
             warm = self._answer(self.forkserver, 120, "forkserver.log")
             if warm.get("ready"):
-                socket_path = str(self.work / "ipc" / "forkserver")
-                spec["argv"] = [sys.executable, "-m", "rai_lab.forkserver", "launch", socket_path, "-f", "{connection_file}"]
+                spec["argv"] = [sys.executable, "-m", "rai_lab.forkserver", "launch", self.forkserver_socket,
+                                "-f", "{connection_file}"]
                 spec["display_name"] = "rai-lab grading sandbox (warm kernels)"
             else:
                 _kill_family(self.forkserver)
@@ -236,19 +236,10 @@ class Grader:
             env.pop("SPARK_REMOTE", None)  # --spark local: the instructor's own server is not the batch's
         return env
 
-    def _nbgrader(self, *args: str, env: dict | None = None, timeout: int | None = None):
+    def _nbgrader(self, *args: str) -> subprocess.CompletedProcess:
         command = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={self.course}"]
-        process = subprocess.Popen(
-            command, cwd=self.course, env=env or self._env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, start_new_session=True,
-        )
-        try:
-            out, _ = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            out, _ = process.communicate()
-            return subprocess.CompletedProcess(command, -9, out, None)
-        return subprocess.CompletedProcess(command, process.returncode, out, None)
+        return subprocess.run(command, cwd=self.course, env=self._env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
 
     # -- one learner ---------------------------------------------------------------------------
     def new_outcome(self, sub: intake.Submission) -> Outcome:

@@ -132,21 +132,21 @@ def hold(spark_state: str | None, port: int | None = None) -> int:
     server answers, {"ready": true, "spark": "sc://127.0.0.1:PORT" or null} or {"error": "..."}.
     """
     import json
+    from pathlib import Path
+
+    from rai_lab import sparkserver
 
     try:
         bring_loopback_up()
     except OSError:
         pass
     print(json.dumps({"namespace": os.getpid()}), flush=True)
+    state = Path(spark_state) if spark_state else None
     url = None
     try:
-        if spark_state:
-            from pathlib import Path
-
-            from rai_lab import sparkserver
-
+        if state:
             # A batch lasts minutes: the JIT's quick tier only, which leaves the 2 cores to the kernels.
-            url = sparkserver.start(port=port or sparkserver.DEFAULT_PORT, state=Path(spark_state),
+            url = sparkserver.start(port=port or sparkserver.DEFAULT_PORT, state=state,
                                     java_options=os.environ.get("RAI_LAB_BATCH_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1")).url
     except Exception as err:  # noqa: BLE001 - reported to the grader, which says it to the instructor
         print(json.dumps({"error": f"{type(err).__name__}: {err}"}), flush=True)
@@ -155,12 +155,8 @@ def hold(spark_state: str | None, port: int | None = None) -> int:
     try:
         sys.stdin.read()  # EOF when the grader ends, however it ends
     finally:
-        if spark_state:
-            from pathlib import Path
-
-            from rai_lab import sparkserver
-
-            sparkserver.stop(Path(spark_state))
+        if state:
+            sparkserver.stop(state)
     return 0
 
 
