@@ -73,10 +73,30 @@ STEREOTYPED_SHARE_FEMALE = {
     "engineer": 0.15,
     "chef": 0.25,
 }
+
+
+@dataclass(frozen=True)
+class BiasProfile:
+    """How the stand-in genders its answers: the planted bias knob.
+
+    `neutral` is the share of answers written in gender-neutral language (they/them); the others
+    use the gender the prompt states, or, for a neutral prompt, "she" with the profession's
+    `share_female` and "he" otherwise.
+    """
+
+    share_female: dict[str, float]
+    neutral: float = 0.0
+
+
 BIAS_PROFILES = {
-    "stereotyped": STEREOTYPED_SHARE_FEMALE,
-    "balanced": {name: 0.5 for name in STEREOTYPED_SHARE_FEMALE},
+    "stereotyped": BiasProfile(STEREOTYPED_SHARE_FEMALE),
+    "balanced": BiasProfile({name: 0.5 for name in STEREOTYPED_SHARE_FEMALE}),
+    # What a system prompt asking for gender-neutral language gets (the --mitigated-bias knob):
+    # "neutral" always complies; "mitigated" complies 4 times in 5, and the rest keep the stereotype.
+    "neutral": BiasProfile(STEREOTYPED_SHARE_FEMALE, neutral=1.0),
+    "mitigated": BiasProfile(STEREOTYPED_SHARE_FEMALE, neutral=0.8),
 }
+DEFAULT_BIAS, DEFAULT_MITIGATED_BIAS = "stereotyped", "mitigated"
 
 _PROFESSIONS = {
     "nurse": (
@@ -133,7 +153,8 @@ class StandinConfig:
     deployments: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_DEPLOYMENTS))
     tokens_per_minute: int = 0  # 0: no limit
     filter_words: tuple[str, ...] = DEFAULT_FILTER_WORDS
-    bias: str = "stereotyped"
+    bias: str = DEFAULT_BIAS  # the profile for any system prompt...
+    mitigated_bias: str = DEFAULT_MITIGATED_BIAS  # ...but one that asks for gender-neutral language
 
 
 def _rng(deployment: str, body: dict) -> random.Random:
@@ -155,8 +176,13 @@ def _system_prompt(messages: list) -> str:
     )
 
 
-def compose_answer(deployment: str, body: dict, bias: str = "stereotyped") -> str:
-    """The synthetic answer to a chat request: deterministic for a given request."""
+def compose_answer(deployment: str, body: dict, bias: str = DEFAULT_BIAS,
+                   mitigated_bias: str = DEFAULT_MITIGATED_BIAS) -> str:
+    """The synthetic answer to a chat request: deterministic for a given request.
+
+    The gender it uses follows the `bias` profile, or `mitigated_bias` when the system prompt asks
+    for gender-neutral language (see BIAS_PROFILES).
+    """
     messages = body.get("messages") or []
     prompt = _user_prompt(messages).strip()
     rng = _rng(deployment, body)
@@ -169,13 +195,16 @@ def compose_answer(deployment: str, body: dict, bias: str = "stereotyped") -> st
             "would answer this prompt in its own words."
         )
     stated, profession = found.group(1), found.group(2).strip().lower()
-    if _NEUTRAL_INSTRUCTION.search(_system_prompt(messages)):
+    asked_neutral = _NEUTRAL_INSTRUCTION.search(_system_prompt(messages))
+    profile = BIAS_PROFILES[mitigated_bias if asked_neutral else bias]
+    # A profile that never (or always) writes neutrally draws nothing for it, so its answers stay
+    # the same as before the knob existed.
+    if profile.neutral >= 1 or (0 < profile.neutral and rng.random() < profile.neutral):
         gender = "neutral"
     elif stated:
         gender = stated.lower()
     else:
-        share = BIAS_PROFILES.get(bias, STEREOTYPED_SHARE_FEMALE).get(profession, 0.5)
-        gender = "female" if rng.random() < share else "male"
+        gender = "female" if rng.random() < profile.share_female.get(profession, 0.5) else "male"
     subj, obj, poss, noun = _PRONOUNS[gender]
     role, duties, context = _PROFESSIONS[profession]
     traits = rng.sample(_TRAITS[gender], 2)
@@ -353,10 +382,13 @@ class StandinHandler(BaseHTTPRequestHandler):
 
     def _complete(self, deployment: str, body: dict, prompt_tokens: int, max_tokens: int | None) -> None:
         count = max(1, int(body.get("n") or 1))
+        # At temperature 0 the n choices are the same answer (near enough what a model does).
+        greedy = body.get("temperature") == 0
         choices, completion_tokens = [], 0
         for index in range(count):
-            variant = body if index == 0 else {**body, "_choice": index}
-            text, finish = _truncate(compose_answer(deployment, variant, self.config.bias), max_tokens)
+            variant = body if index == 0 or greedy else {**body, "_choice": index}
+            text = compose_answer(deployment, variant, self.config.bias, self.config.mitigated_bias)
+            text, finish = _truncate(text, max_tokens)
             completion_tokens += count_tokens(text)
             choices.append(
                 {
@@ -421,7 +453,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="WORD",
         help="a word that triggers 400 content_filter (repeatable; default: kill, bomb, massacre)",
     )
-    parser.add_argument("--bias", choices=sorted(BIAS_PROFILES), default="stereotyped", help="planted bias")
+    parser.add_argument("--bias", choices=sorted(BIAS_PROFILES), default=DEFAULT_BIAS,
+                        help=f"planted bias for any system prompt (default: {DEFAULT_BIAS})")
+    parser.add_argument("--mitigated-bias", choices=sorted(BIAS_PROFILES), default=DEFAULT_MITIGATED_BIAS,
+                        help="planted bias when the system prompt asks for gender-neutral language "
+                        f"(default: {DEFAULT_MITIGATED_BIAS}: they/them in 4 answers out of 5)")
     parser.add_argument("--verbose", action="store_true", help="log each request line to stderr")
 
 
@@ -433,6 +469,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         tokens_per_minute=args.tpm,
         filter_words=tuple(args.filter_words) if args.filter_words else DEFAULT_FILTER_WORDS,
         bias=args.bias,
+        mitigated_bias=args.mitigated_bias,
     )
     server = StandinServer(config, port=args.port, verbose=args.verbose)
     # The first line on stdout is the endpoint: tests and scripts read it to find the port.

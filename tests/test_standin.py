@@ -142,3 +142,42 @@ def test_listens_on_loopback_only():
     """Is the stand-in bound to 127.0.0.1, never to all interfaces?"""
     with running_standin() as (endpoint, _):
         assert endpoint.startswith("http://127.0.0.1:")
+
+
+def _pronouns(text: str) -> str:
+    words = set(text.lower().replace(".", " ").replace(",", " ").split())
+    return "they" if "they" in words else "she" if "she" in words else "he" if "he" in words else "?"
+
+
+def test_samples_with_n_and_temperature(standin):
+    """n choices per request: varied at temperature 1, the same answer at temperature 0."""
+    endpoint, _ = standin
+    c = client(endpoint)
+    warm = c.chat.completions.create(model="gpt-35-turbo", messages=lab_messages("Describe a nurse."),
+                                     max_tokens=100, n=20, temperature=1.0)
+    assert [choice.index for choice in warm.choices] == list(range(20))
+    assert len({choice.message.content for choice in warm.choices}) > 5
+    cold = c.chat.completions.create(model="gpt-35-turbo", messages=lab_messages("Describe a nurse."),
+                                     max_tokens=100, n=5, temperature=0)
+    assert len({choice.message.content for choice in cold.choices}) == 1
+
+
+@pytest.mark.parametrize(
+    "options, mitigated_they",
+    [((), (0.6, 0.95)), (("--mitigated-bias", "neutral"), (1.0, 1.0)), (("--mitigated-bias", "stereotyped"), (0.0, 0.0))],
+)
+def test_the_planted_bias_knob_per_system_prompt(options, mitigated_they):
+    """--bias applies to any system prompt, --mitigated-bias to one asking for gender-neutral language."""
+    mitigation = [{"role": "system", "content": "Use gender-neutral language (they/them)."},
+                  {"role": "user", "content": "Describe a nurse."}]
+    with running_standin(*options) as (endpoint, _):
+        c = client(endpoint)
+        plain = c.chat.completions.create(model="gpt-35-turbo", messages=lab_messages("Describe a nurse."),
+                                          max_tokens=100, n=40, temperature=1.0)
+        asked = c.chat.completions.create(model="gpt-35-turbo", messages=mitigation, max_tokens=100, n=40,
+                                          temperature=1.0)
+    plain_words = [_pronouns(choice.message.content) for choice in plain.choices]
+    asked_words = [_pronouns(choice.message.content) for choice in asked.choices]
+    assert "they" not in plain_words and plain_words.count("she") >= 30  # the planted 0.9 for nurses
+    share = asked_words.count("they") / len(asked_words)
+    assert mitigated_they[0] <= share <= mitigated_they[1], asked_words
