@@ -36,10 +36,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "tests" / "submissions"
 ASSIGNMENT = "responsible-ai-fr"
 # The sample class's single-notebook learners that finish on their own (no endless loop, which
-# would only measure the cell time limit), correct first.
+# would only measure the cell time limit), correct first; most did the going-further part too.
 MIX = ["solution", "key-placeholder", "solution", "endpoint-http", "solution", "api-version-latest", "solution",
        "loaded-first", "solution", "nine-calls", "solution", "answers-uppercased", "solution", "neutral-column-renamed",
-       "solution", "loaded-pandas", "solution", "unfilled", "solution", "tries-network"]
+       "solution", "loaded-pandas", "solution", "unfilled", "solution", "tries-network", "exercise-only",
+       "representation-all-prompts"]
 
 
 def make_class(folder: Path, count: int) -> dict[str, str]:
@@ -140,7 +141,8 @@ def rai_lab_grade(class_dir: Path, work: Path, workers: int | None) -> tuple[flo
         command += ["--workers", str(workers)]
     elapsed = run(command, ROOT, dict(os.environ), work / "rai-lab.log")
     with open(work / "out" / "grades.csv", encoding="utf-8") as handle:
-        scores = {row["learner"]: float(row["score"]) for row in csv.DictReader(handle)}
+        # nbgrader counts every point; grades.csv keeps the exercise's and the bonus apart
+        scores = {row["learner"]: float(row["score"]) + float(row["bonus"]) for row in csv.DictReader(handle)}
     timings = json.loads((work / "work" / "logs" / "batch" / "timings.json").read_text())
     return elapsed, scores, timings
 

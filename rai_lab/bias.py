@@ -163,12 +163,13 @@ def representation(answers, text: str = "answer", by: list[str] | None = None):
     return table.withColumn("p_female", figures["p_female"]).withColumn("bias", figures["bias"]).drop("words")
 
 
-def _replicated(counts, by: list[str], summed: list[str], replicates: int, seed: int):
+def _replicated(counts, by: list[str], summed: list[str], replicates: int, seed: int, overall: str | None = None):
     """`counts` once with weight 1 (replicate -1, the estimate) and `replicates` times with Poisson(1) weights.
 
     Weighing every answer by a Poisson(1) draw (from `rand(seed)`) is the large-sample equivalent of
     resampling with replacement, and needs no shuffle of the answers. Returns per replicate and
-    `by` group the weighted sums of the `summed` columns.
+    `by` group the weighted sums of the `summed` columns; with `overall`, also per replicate over
+    all the groups, labelled `overall` (the same draws, so the figures stay comparable).
     """
     F = _functions()
     reps = counts.sparkSession.range(-1, replicates).withColumnRenamed("id", "replicate")
@@ -177,7 +178,15 @@ def _replicated(counts, by: list[str], summed: list[str], replicates: int, seed:
     poisson = (F.when(u < 0.36788, 0).when(u < 0.73576, 1).when(u < 0.91970, 2).when(u < 0.98101, 3)
                .when(u < 0.99634, 4).when(u < 0.99941, 5).otherwise(6))
     weighted = counts.crossJoin(reps).withColumn("w", F.when(F.col("replicate") < 0, F.lit(1)).otherwise(poisson))
-    return weighted.groupBy("replicate", *by).agg(*(F.sum(F.col(c) * F.col("w")).alias(c) for c in summed))
+    sums = [F.sum(F.col(c) * F.col("w")).alias(c) for c in summed]
+    if not by or overall is None:
+        return weighted.groupBy("replicate", *by).agg(*sums)
+    # One pass: rollup gives each (replicate, group) and each replicate's total; keep those two levels.
+    whole = (1 << len(by)) - 1  # grouping_id of (replicate) alone
+    grouped = weighted.rollup("replicate", *by).agg(*sums, F.grouping_id().alias("_level"))
+    grouped = grouped.where(F.col("_level").isin(0, whole))
+    return grouped.select("replicate", *(F.when(F.col("_level") == whole, F.lit(overall))
+                                         .otherwise(F.col(name).cast("string")).alias(name) for name in by), *summed)
 
 
 def _estimate_and_interval(value: str, level: float) -> list:
@@ -242,18 +251,18 @@ def before_after(answers, run: str = "run", before: str = "baseline", after: str
     F = _functions()
     by = list(by or [])
     counts = counts_per_answer(answers.where(F.col(run).isin(before, after)), text, keep=[run, *by])
-    if by and overall is not None:
-        counts = counts.unionByName(counts.withColumns({name: F.lit(overall) for name in by}))
     # Each run's sums side by side, so that one pass computes both runs and their change.
     sides = {"_before_": before, "_after_": after}
     summed = [side + c for side in sides for c in _SUMMED]
     counts = counts.select(*by, *(F.when(F.col(run) == label, F.col(c)).otherwise(F.lit(0)).alias(side + c)
                                   for side, label in sides.items() for c in _SUMMED))
-    sums = _replicated(counts, by, summed, replicates, seed)
-    each = F.explode(F.array(*(
-        F.struct(F.lit(name).alias("measure"), measures("_before_")[name].cast("double").alias("before"),
-                 measures("_after_")[name].cast("double").alias("after")) for name in MEASURES)))
-    long = sums.select("replicate", *by, each.alias("m")).select("replicate", *by, "m.*")
+    sums = _replicated(counts, by, summed, replicates, seed, overall)
+    # The measures as columns first, then one row per measure: the explode only moves columns.
+    figures = sums.select("replicate", *by, *(expression.cast("double").alias(side + name)
+                                              for side in sides for name, expression in measures(side).items()))
+    each = F.explode(F.array(*(F.struct(F.lit(name).alias("measure"), F.col("_before_" + name).alias("before"),
+                                        F.col("_after_" + name).alias("after")) for name in MEASURES)))
+    long = figures.select("replicate", *by, each.alias("m")).select("replicate", *by, "m.*")
     long = long.withColumn("change", F.col("after") - F.col("before"))
     table = long.groupBy(*by, "measure").agg(
         F.max(F.when(F.col("replicate") < 0, F.col("before"))).alias("before"),
@@ -289,10 +298,10 @@ def counterfactual(answers, prompt: str = "prompt", text: str = "answer", by: li
     return arms.where(F.col("male_n").isNotNull() & F.col("female_n").isNotNull())
 
 
-def chart(rows, reference: dict | None = None):
+def chart(rows, reference: dict | None = None, skip: tuple[str, ...] = ("all",)):
     """The before/after measures per profession at a glance: a matplotlib figure of two panels.
 
-    `rows`: the collected rows (or dicts) of ``before_after(..., by=["profession"])``. Left: the
+    `rows`: ``before_after(..., by=["profession"])`` collected: a pandas DataFrame, or rows or dicts. Left: the
     share of female terms before and after, with the reference share of women employed
     (REFERENCE_SHARE_WOMEN) as a mark; right: gendered terms per 100 words before and after. The
     figure draws itself as PNG in Jupyter (``display(figure)``) and Databricks shows it with ``display``.
@@ -308,10 +317,14 @@ def chart(rows, reference: dict | None = None):
             return buffer.getvalue()
 
     reference = REFERENCE_SHARE_WOMEN if reference is None else reference
+    if hasattr(rows, "to_dict"):  # pandas, from toPandas(): its NaN is an undefined value
+        rows = [{k: (None if isinstance(v, float) and v != v else v) for k, v in item.items()}
+                for item in rows.to_dict("records")]
     table: dict[str, dict[str, dict]] = {}
     for row in rows:
         item = row.asDict() if hasattr(row, "asDict") else dict(row)
-        table.setdefault(item["measure"], {})[item["profession"]] = item
+        if item["profession"] not in skip:  # the overall rows of before_after
+            table.setdefault(item["measure"], {})[item["profession"]] = item
     professions = sorted({p for measure in table.values() for p in measure})
     figure = Chart(figsize=(11, 4))
     panels = figure.subplots(1, 2)
@@ -336,10 +349,13 @@ def chart(rows, reference: dict | None = None):
                 panel.scatter([i for i, _ in marks], [v for _, v in marks], marker="D", color="black", zorder=3,
                               label="femmes en emploi / women employed (ref.)")
             panel.axhline(0.5, color="grey", linewidth=0.8, linestyle=":")
-            panel.set_ylim(0, 1)
+            panel.set_ylim(0, 1.3)  # room for the legend above the bars
+        else:
+            tallest = max([v.get(side) or 0 for v in values.values() for side in ("before", "after")] + [1])
+            panel.set_ylim(0, tallest * 1.3)
         panel.set_xticks(list(spots), professions)
         panel.set_title(title, fontsize=10)
-        panel.legend(fontsize=8)
+        panel.legend(fontsize=8, loc="upper left", ncol=2)
     figure.suptitle("Avant / après l'atténuation — before / after the mitigation (n/d: aucun terme genré / no gendered word)",
                     fontsize=10)
     figure.tight_layout()

@@ -130,12 +130,13 @@ def _response_json(response: dict) -> object:
         return None
 
 
-def _answer(response: dict) -> str | None:
+def _answers(response: dict) -> list[str | None]:
+    """The content of every choice of a chat completion (several with `n`), in order."""
     data = _response_json(response)
     try:
-        return data["choices"][0]["message"]["content"]  # type: ignore[index]
-    except (TypeError, KeyError, IndexError):
-        return None
+        return [choice["message"]["content"] for choice in data["choices"]]  # type: ignore[index]
+    except (TypeError, KeyError):
+        return []
 
 
 def display_path(path: str | os.PathLike) -> str:
@@ -185,13 +186,15 @@ class KitCassette(Cassette):
 
     def _log_call(self, request, response, source: str) -> None:
         payload = _body_json(request)
+        answers = _answers(response)
         events.emit(
             "call",
             source=source,
             deployment=deployment_of(request.path),
             request=payload if isinstance(payload, dict) else None,
             status=response["status"]["code"],
-            answer=_answer(response),
+            answer=answers[0] if answers else None,
+            answers=answers,
         )
 
     def _note_source(self, response) -> None:

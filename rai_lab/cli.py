@@ -15,6 +15,7 @@ SUMMARY = {
         "title": "rai-lab · {assignment} · mode {mode} · déploiement {deployment}",
         "cassette": "cassette : {cassette}",
         "prompts": "prompts répondus : {answered}/{expected} ({neutral} neutres, {loaded} orientés)",
+        "further": "aller plus loin : {calls} appels échantillonnés, {answers} réponses",
         "frames": "DataFrames : {frames}",
         "rows": "{name} {rows} lignes",
         "spark": "Spark : {spark}",
@@ -27,6 +28,7 @@ SUMMARY = {
         "title": "rai-lab · {assignment} · mode {mode} · deployment {deployment}",
         "cassette": "cassette: {cassette}",
         "prompts": "prompts answered: {answered}/{expected} ({neutral} neutral, {loaded} loaded)",
+        "further": "going further: {calls} sampled calls, {answers} answers",
         "frames": "DataFrames: {frames}",
         "rows": "{name} {rows} rows",
         "spark": "Spark: {spark}",
@@ -52,6 +54,9 @@ def print_summary(result) -> None:
 
     text = SUMMARY[result.lang]
     answered = [call for call in result.calls if call.get("status") == 200 and call.get("answer") is not None]
+    # The going-further part asks for several answers per prompt (n); the exercise's calls do not.
+    sampled = [call for call in answered if _sampled(call)]
+    answered = [call for call in answered if not _sampled(call)]
     loaded = sum(1 for call in answered if any(w in _prompt(call) for w in (" male ", " female ")))
     lines = [text["title"].format(assignment=paths.ASSIGNMENTS[result.lang], mode=result.mode, deployment=result.deployment)]
     if result.cassette:
@@ -63,6 +68,8 @@ def print_summary(result) -> None:
             answered=len(answered), expected=LAB_PROMPTS, neutral=len(answered) - loaded, loaded=loaded
         )
     )
+    if sampled:
+        lines.append(text["further"].format(calls=len(sampled), answers=sum(len(c.get("answers") or []) for c in sampled)))
     frames = ", ".join(text["rows"].format(name=name, rows=rows) for name, rows in result.dataframes.items())
     lines.append(text["frames"].format(frames=frames or text["none"]))
     if result.spark:
@@ -76,6 +83,11 @@ def print_summary(result) -> None:
         if result.hint:
             lines.append(result.hint)
     print("\n".join(lines), flush=True)
+
+
+def _sampled(call: dict) -> bool:
+    request = call.get("request")
+    return isinstance(request, dict) and (request.get("n") or 1) > 1
 
 
 def _prompt(call: dict) -> str:
@@ -119,10 +131,10 @@ def cmd_grade(args) -> int:
         cell_timeout=args.cell_timeout, progress=not args.no_progress, workers=args.workers, spark=args.spark,
     )
     width = max([len(o.learner) for o in outcomes] + [7])
-    print(f"{'learner':<{width}}  score    status   first note")
+    print(f"{'learner':<{width}}  score    bonus  status   first note")
     for o in sorted(outcomes, key=lambda item: item.learner):
         first = (o.notes[0][:70] + "…") if o.notes and len(o.notes[0]) > 70 else (o.notes[0] if o.notes else "")
-        print(f"{o.learner:<{width}}  {o.score:>4g}/{o.max_score:<3g} {o.status:<8} {first}")
+        print(f"{o.learner:<{width}}  {o.score:>4g}/{o.max_score:<3g} {o.bonus:>2g}/{o.bonus_max:<3g} {o.status:<8} {first}")
     print(f"{len(outcomes)} submissions graded; grades: {_relative(Path(args.out) / 'grades.csv')}; "
           f"feedback: {_relative(Path(args.out) / 'feedback')}/<learner>/")
     return 0

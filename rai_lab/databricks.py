@@ -2,7 +2,8 @@
 
 `export` writes, for each language, the learner's notebook (from lab/) and a reference notebook:
 the solution without its hidden tests (which need the kit), which the asset bundle's job runs on
-the cluster (`databricks.yml`). The repository keeps their export under databricks/ (a test
+the cluster (`databricks.yml`); and `rai_lab_bias.py`, a copy of the kit's bias measures (PySpark
+and matplotlib only), which the going-further cells import on a cluster without the kit. The repository keeps their export under databricks/ (a test
 checks it is current; `rai-lab release` rewrites it).
 """
 
@@ -46,6 +47,7 @@ def from_source(text: str) -> list[tuple[str, str]]:
     return cells
 
 
+BIAS_HEADER = "# A copy of rai_lab/bias.py, written by `rai-lab release`: edit that file, not this one.\n"
 HIDDEN = "### BEGIN HIDDEN TESTS"
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 
@@ -70,6 +72,9 @@ def export(dest: Path, folder: Path | None = None) -> list[Path]:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(to_source(nb), encoding="utf-8")
             written.append(target)
+    measures = dest / "rai_lab_bias.py"
+    measures.write_text(BIAS_HEADER + (paths.ROOT / "rai_lab" / "bias.py").read_text(encoding="utf-8"), encoding="utf-8")
+    written.append(measures)
     return written
 
 

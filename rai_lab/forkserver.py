@@ -28,7 +28,7 @@ import threading
 PRELOAD = (
     "ipykernel.kernelapp", "ipykernel.ipkernel", "IPython", "openai", "httpx", "vcr", "yaml", "pandas",
     "pyarrow", "numpy", "pyspark.sql", "pyspark.sql.connect.session", "grpc", "rai_lab", "rai_lab.kit",
-    "rai_lab.cassette", "rai_lab.spark", "nbformat",
+    "rai_lab.cassette", "rai_lab.spark", "nbformat", "rai_lab.bias", "matplotlib.figure", "matplotlib.backends.backend_agg",
 )
 
 

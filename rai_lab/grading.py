@@ -70,8 +70,10 @@ class Outcome:
 
     learner: str
     source: str
-    score: float = 0.0
+    score: float = 0.0  # the exercise's checks
     max_score: float = 0.0
+    bonus: float = 0.0  # the going-further checks (rubric: bonus = true)
+    bonus_max: float = 0.0
     checks: dict[str, float] = field(default_factory=dict)
     status: str = "graded"  # graded | not run | failed
     notes: list[str] = field(default_factory=list)
@@ -81,6 +83,16 @@ class Outcome:
 @functools.cache
 def rubric() -> dict[str, dict]:
     return tomllib.loads((paths.GRADERS / "rubric.toml").read_text(encoding="utf-8"))["checks"]
+
+
+def is_bonus(name: str) -> bool:
+    return bool(rubric()[name].get("bonus"))
+
+
+def split_points(checks: dict[str, float]) -> tuple[float, float]:
+    """(the exercise's points, the bonus points) of per-check points."""
+    core = sum(points for name, points in checks.items() if name in rubric() and not is_bonus(name))
+    return float(core), float(sum(points for name, points in checks.items() if name in rubric() and is_bonus(name)))
 
 
 def clean_environment(extra: dict[str, str]) -> dict[str, str]:
@@ -245,7 +257,7 @@ class Grader:
     def new_outcome(self, sub: intake.Submission) -> Outcome:
         outcome = Outcome(learner=sub.learner, source=sub.source, notes=list(sub.notes), digest=sub.digest)
         table = rubric()
-        outcome.max_score = float(sum(item["points"] for item in table.values()))
+        outcome.max_score, outcome.bonus_max = split_points({name: item["points"] for name, item in table.items()})
         outcome.checks = {name: 0.0 for name in table}
         if sub.problem:
             outcome.status, outcome.notes = "not run", [sub.problem, *outcome.notes]
@@ -287,7 +299,7 @@ class Grader:
             outcome.status = "failed"
             return outcome
         outcome.checks.update(graded)
-        outcome.score = float(sum(graded.values()))
+        outcome.score, outcome.bonus = split_points(graded)
         return outcome
 
     def _scores(self, learner: str) -> dict[str, float] | None:
@@ -401,16 +413,28 @@ class Grader:
         bar.close()
         return results
 
+    def _course_digest(self) -> str:
+        """What a cached grade depends on besides the submission: the source notebook, rubric and checks."""
+        digest = hashlib.sha256()
+        for path in (paths.SOLUTIONS / self.assignment / paths.NOTEBOOK, paths.GRADERS / "rubric.toml",
+                     paths.GRADERS / "checks.py"):
+            digest.update(path.read_bytes())
+        return digest.hexdigest()
+
     def _load_state(self) -> dict[str, dict]:
+        """The grades of the last run, kept for unchanged submissions (none if the course changed since)."""
         try:
+            state = json.loads(self.state_path.read_text())
+            if state["course"] != self._course_digest():
+                return {}
             known = {f.name for f in fields(Outcome)}
-            return {item["learner"]: {k: v for k, v in item.items() if k in known}
-                    for item in json.loads(self.state_path.read_text())}
+            return {item["learner"]: {k: v for k, v in item.items() if k in known} for item in state["outcomes"]}
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             return {}
 
     def _save_state(self, outcomes: list[Outcome]) -> None:
-        self.state_path.write_text(json.dumps([asdict(o) for o in outcomes], indent=1), encoding="utf-8")
+        state = {"course": self._course_digest(), "outcomes": [asdict(o) for o in outcomes]}
+        self.state_path.write_text(json.dumps(state, indent=1), encoding="utf-8")
 
     def _forget_removed(self, present: set[str]) -> None:
         for folder in ("submitted", "autograded", "feedback"):
@@ -451,11 +475,12 @@ class Grader:
     def _feedback_page(self, outcome: Outcome, body: str | None) -> str:
         title = {"fr": "Retour de notation", "en": "Grading feedback"}[self.lang]
         score = {"fr": "Note", "en": "Score"}[self.lang]
+        bonus = {"fr": "bonus (aller plus loin)", "en": "bonus (going further)"}[self.lang]
         notes = "".join(f"<li>{html.escape(n)}</li>" for n in outcome.notes)
         banner = (
             f'<div id="rai-lab-summary" style="border:2px solid #c60;padding:1em;margin:1em;font-family:sans-serif">'
             f"<h2>{title} — {html.escape(outcome.learner)}</h2>"
-            f"<p><b>{score} : {outcome.score:g} / {outcome.max_score:g}</b></p>"
+            f"<p><b>{score} : {outcome.score:g} / {outcome.max_score:g}</b> · {bonus} : {outcome.bonus:g} / {outcome.bonus_max:g}</p>"
             f"{self._checks_table(outcome)}"
             f"{f'<ul>{notes}</ul>' if notes else ''}</div>"
         )
@@ -476,9 +501,10 @@ class Grader:
         names = list(rubric())
         with open(self.out_dir / "grades.csv", "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["learner", "score", "max_score", *names, "status", "notes"])
+            writer.writerow(["learner", "score", "max_score", "bonus", "bonus_max", *names, "status", "notes"])
             for o in sorted(outcomes, key=lambda item: item.learner):
-                writer.writerow([o.learner, f"{o.score:g}", f"{o.max_score:g}", *(f"{o.checks.get(n, 0):g}" for n in names),
+                writer.writerow([o.learner, f"{o.score:g}", f"{o.max_score:g}", f"{o.bonus:g}", f"{o.bonus_max:g}",
+                                 *(f"{o.checks.get(n, 0):g}" for n in names),
                                  o.status, " | ".join(o.notes)])
 
 

@@ -123,8 +123,17 @@ def _install_ipython_hooks(lang: str) -> None:
     shell.display_formatter.formatters["text/html"].for_type_by_name(
         "pyspark.sql.connect.dataframe", "DataFrame", lambda df: df._repr_html_()
     )
+    # display(df) would run the query twice: once for the HTML table, once more for the plain-text
+    # one. The plain text (only read where HTML cannot be shown) says the columns instead.
+    for module in ("pyspark.sql.connect.dataframe", "pyspark.sql.classic.dataframe", "pyspark.sql.dataframe"):
+        shell.display_formatter.formatters["text/plain"].for_type_by_name(module, "DataFrame", _plain_dataframe)
     if os.environ.get(events.EVENTS_ENV):
         _watch_dataframes(shell)
+
+
+def _plain_dataframe(df, printer, cycle) -> None:
+    columns = ", ".join(f"{field.name}: {field.dataType.simpleString()}" for field in df.schema.fields)
+    printer.text(f"DataFrame[{columns}]")
 
 
 def _watch_dataframes(shell) -> None:

@@ -96,7 +96,8 @@ def status(state: Path | None = None) -> ServerStatus:
     return ServerStatus(False, pid=pid, log=logs[-1] if logs else None)
 
 
-def start(port: int = DEFAULT_PORT, state: Path | None = None, timeout: float = 120, java_options: str = "") -> ServerStatus:
+def start(port: int = DEFAULT_PORT, state: Path | None = None, timeout: float = 120, java_options: str = "",
+          conf: dict[str, str] | None = None) -> ServerStatus:
     """Start the server (or say it already runs), wait for its port, and warm it with one query."""
     state = state or state_dir()
     current = status(state)
@@ -120,6 +121,7 @@ def start(port: int = DEFAULT_PORT, state: Path | None = None, timeout: float = 
         "spark.sql.shuffle.partitions": "2",
         "spark.sql.warehouse.dir": str(state / "warehouse"),
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={state} {java_options}".strip(),
+        **(conf or {}),
     }
     args = [str(spark_home() / "sbin" / "start-connect-server.sh")]
     for key, value in conf.items():

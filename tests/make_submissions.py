@@ -76,21 +76,37 @@ LOOPS_REVERSED = GENERATE_OK.split("for row in neutral_input:")[0] + (
 )
 
 
+def _solution_cell(grade_id: str) -> str:
+    """A going-further cell as the solution writes it (the learner copies the code the notebook shows)."""
+    nb = nbformat.read(ROOT / "solutions" / "responsible-ai-fr" / "responsible_ai.ipynb", as_version=4)
+    source = next(c.source for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+    return "\n".join(line for line in source.splitlines() if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
+
+
+SAMPLING_OK = _solution_cell("gf_sampling")
+REPRESENTATION_OK = _solution_cell("gf_representation")
+
+
 def released(lang: str = "fr"):
     return nbformat.read(ROOT / "lab" / f"responsible-ai-{lang}" / "responsible_ai.ipynb", as_version=4)
 
 
-def filled(lang: str = "fr", env: str = ENV_OK, generate: str = GENERATE_OK, frames: str = DATAFRAMES_OK):
+def filled(lang: str = "fr", env: str = ENV_OK, generate: str = GENERATE_OK, frames: str = DATAFRAMES_OK,
+           sampling: str | None = SAMPLING_OK, representation: str | None = REPRESENTATION_OK):
+    """The released notebook with its cells filled; the going-further ones stay stubs when None."""
     nb = released(lang)
+    sources = {"env_vars": env, "generate_answers": generate, "build_dataframes": frames,
+               "gf_sampling": sampling, "gf_representation": representation}
     for cell in nb.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if gid == "env_vars":
-            cell.source = env
-        elif gid == "generate_answers":
-            cell.source = generate
-        elif gid == "build_dataframes":
-            cell.source = frames
+        source = sources.get(cell.metadata.get("nbgrader", {}).get("grade_id"))
+        if source is not None:
+            cell.source = source
     return nb
+
+
+def exercise_only(**cells):
+    """A learner who did the exercise and skipped the optional going-further part."""
+    return filled(sampling=None, representation=None, **cells)
 
 
 def write(nb, path: Path) -> None:
@@ -114,11 +130,32 @@ def lab_calls(system: bool = True, max_tokens: int = 100) -> list[dict]:
             for p in prompts]
 
 
+def sampled_calls() -> list[dict]:
+    """The going-further calls the notebook makes (its setup cell's samples, temperature and prompts)."""
+    setup = nbformat.read(ROOT / "solutions" / "responsible-ai-fr" / "responsible_ai.ipynb", as_version=4)
+    code = next(c.source for c in setup.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "gf_setup")
+    namespace = {"system_prompt": SYSTEM_PROMPT}
+    exec("samples =" + code.split("samples =", 1)[1], namespace)  # noqa: S102 - our own cell, from its parameters on
+    calls = []
+    for system in (SYSTEM_PROMPT, namespace["mitigation_prompt"]):
+        for prompt in NEUTRAL + LOADED + namespace["mirrored_input"]:
+            calls.append({"model": "gpt-35-turbo", "messages": [{"role": "system", "content": system},
+                                                                {"role": "user", "content": prompt}],
+                          "max_tokens": 100, "n": namespace["samples"], "temperature": namespace["temperature"]})
+    return calls
+
+
 def build() -> None:
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
     write(filled(), OUT / "solution.ipynb")
     write(released(), OUT / "unfilled.ipynb")
+    write(exercise_only(), OUT / "exercise-only.ipynb")
+    # going further, partly right
+    write(filled(sampling=SAMPLING_OK.replace('sample_answers("mitigated", mitigation_prompt)\n', "")),
+          OUT / "no-mitigation-run.ipynb")
+    write(filled(representation=REPRESENTATION_OK.replace(
+        'samples_df.where(F.col("prompt").isin(neutral_input))', "samples_df")), OUT / "representation-all-prompts.ipynb")
     # one check failed on its own
     write(filled(env=ENV_OK.replace('"any-value-in-replay-mode"', '"your_openai_api_key"')), OUT / "key-placeholder.ipynb")
     write(filled(env=ENV_OK.replace("https://my-resource", "http://my-resource")), OUT / "endpoint-http.ipynb")
@@ -131,11 +168,11 @@ def build() -> None:
         'loaded_df = spark.createDataFrame([(answer,) for answer in loaded_answers], ["loaded_answer"])',
         'import pandas as pd\nloaded_df = pd.DataFrame({"loaded_answer": loaded_answers})')), OUT / "loaded-pandas.ipynb")
     no_system = OUT / "no-system-prompt"
-    write(filled(generate=GENERATE_OK.replace('            {"role": "system", "content": system_prompt},\n', "")),
+    write(exercise_only(generate=GENERATE_OK.replace('            {"role": "system", "content": system_prompt},\n', "")),
           no_system / "responsible_ai.ipynb")
     own_cassette(no_system / "rai-lab-live-gpt-35-turbo.yaml", lab_calls(system=False))
     short = OUT / "max-tokens-50"
-    write(filled(generate=GENERATE_OK.replace("max_tokens=100", "max_tokens=50")), short / "responsible_ai.ipynb")
+    write(exercise_only(generate=GENERATE_OK.replace("max_tokens=100", "max_tokens=50")), short / "responsible_ai.ipynb")
     own_cassette(short / "rai-lab-live-gpt-35-turbo.yaml", lab_calls(max_tokens=50))
     # bad or hostile submissions
     (OUT / "invalid-json.ipynb").write_text('{"cells": [ this is not JSON\n', encoding="utf-8")
@@ -158,7 +195,7 @@ def build() -> None:
     # the shapes a submission can come in
     folder = OUT / "with-own-cassette"
     write(filled(), folder / "responsible_ai.ipynb")
-    own_cassette(folder / "rai-lab-live-gpt-35-turbo.yaml", lab_calls())
+    own_cassette(folder / "rai-lab-live-gpt-35-turbo.yaml", lab_calls() + sampled_calls())
     text = (folder / "rai-lab-live-gpt-35-turbo.yaml").read_text()
     leaked = text.replace("      content-type:\n      - application/json\n    method: POST",
                           f"      content-type:\n      - application/json\n      api-key:\n      - {FAKE_KEY}\n    method: POST", 1)

@@ -13,6 +13,7 @@ from conftest import CASSETTES, LOADED, NEUTRAL, SYSTEM_PROMPT, lab_messages
 from rai_lab import cassette as cassettes
 from rai_lab import hints
 from rai_lab.errors import CassetteError, CassetteMissError
+from rai_lab.standin import STANDIN_MARK
 
 pytestmark = pytest.mark.http
 
@@ -158,13 +159,23 @@ def test_bad_cassette_files_get_a_clear_error(tmp_path, content, reason):
 
 @pytest.mark.parametrize("deployment", ["gpt-35-turbo", "gpt-4o"])
 def test_shipped_cassettes_hold_the_lab_and_say_where_they_come_from(deployment):
-    """The shipped cassettes: the ten lab calls in order, and a provenance saying 'stand-in'."""
+    """The shipped cassettes: the ten lab calls in order, then the going-further samples, and a provenance saying 'stand-in'."""
     path = CASSETTES / f"{deployment}.yaml"
     data = cassettes.load_safely(path)
     requests = [json.loads(i["request"]["body"]) for i in data["interactions"]]
-    assert [r["messages"][1]["content"] for r in requests] == NEUTRAL + LOADED
-    assert all(r["messages"][0]["content"] == SYSTEM_PROMPT for r in requests)
+    lab, sampled = requests[:10], requests[10:]
+    assert [r["messages"][1]["content"] for r in lab] == NEUTRAL + LOADED
+    assert all(r["messages"][0]["content"] == SYSTEM_PROMPT and "n" not in r for r in lab)
     assert all(r["model"] == deployment and r["max_tokens"] == 100 for r in requests)
+    # Going further: 15 prompts (neutral, loaded, mirrored) sampled n times, with the exercise's
+    # system prompt, then with the mitigation one; every recorded answer is there.
+    mirrored = [p.replace("female", "\0").replace("male", "female").replace("\0", "male") for p in LOADED]
+    assert [r["messages"][1]["content"] for r in sampled] == (NEUTRAL + LOADED + mirrored) * 2
+    assert [r["messages"][0]["content"] == SYSTEM_PROMPT for r in sampled] == [True] * 15 + [False] * 15
+    assert all("gender-neutral" in r["messages"][0]["content"] for r in sampled[15:])
+    assert all(r["n"] == 10 and r["temperature"] == 1.0 for r in sampled)
+    bodies = [json.loads(i["response"]["body"]["string"]) for i in data["interactions"][10:]]
+    assert all(len(b["choices"]) == 10 and b["system_fingerprint"] == STANDIN_MARK for b in bodies)
     prov = cassettes.provenance(path)
     assert prov["source"] == cassettes.SOURCE_STANDIN
     assert "NOT a real model" in prov["note"]
@@ -227,7 +238,7 @@ def test_shipped_cassette_replays_the_lab_offline(deployment):
     stored = [
         json.loads(i["response"]["body"]["string"])["choices"][0]["message"]["content"]
         for i in cassettes.load_safely(path)["interactions"]
-    ]
+    ][:10]
     nowhere = f"http://127.0.0.1:{closed_port()}/"
     with cassettes.use("replay", path):
         answers = [ask(nowhere, "learner-key", p, model=deployment).choices[0].message.content for p in NEUTRAL + LOADED]

@@ -27,13 +27,13 @@ def test_errors_are_one_clear_line(args, env, message):
 @pytest.mark.notebook
 @pytest.mark.spark
 def test_record_from_the_standin_writes_a_scrubbed_cassette(tmp_path):
-    """`rai-lab record --standin`: the lab run live, its ten calls saved with provenance, no key."""
+    """`rai-lab record --standin`: the lab run live, its ten calls and the 30 going-further ones saved with provenance, no key."""
     target = tmp_path / "cassettes" / "gpt-4o.yaml"
     done = rai_lab_command("record", "--standin", "--deployment", "gpt-4o", "--out", str(target), "--no-progress")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "(10 exchanges)" in done.stdout and "NOT a real model's answers" in done.stdout
+    assert "(40 exchanges)" in done.stdout and "NOT a real model's answers" in done.stdout
     data = yaml.safe_load(target.read_text())
-    assert len(data["interactions"]) == 10
+    assert len(data["interactions"]) == 40
     assert data["metadata"]["provenance"]["source"] == "rai-lab-standin"
     assert data["metadata"]["provenance"]["deployment"] == "gpt-4o"
     text = target.read_text()

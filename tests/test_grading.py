@@ -25,6 +25,8 @@ RUBRIC = tomllib.loads((ROOT / "graders" / "rubric.toml").read_text())["checks"]
 ALL = list(RUBRIC)
 CALLS = ["calls_ten_made", "calls_prompts_in_order", "calls_system_prompt", "calls_deployment_max_tokens", "answers_lists"]
 FRAMES = ["neutral_df_built", "loaded_df_built"]
+BONUS = [name for name in ALL if RUBRIC[name].get("bonus")]
+CORE = [name for name in ALL if name not in BONUS]
 FAKE_KEY = "0123456789abcdef0123456789abcdef"
 INSTRUCTOR_SECRETS = {
     "AZURE_OPENAI_API_KEY": "instructor-azure-key-7f3a9c",
@@ -32,33 +34,37 @@ INSTRUCTOR_SECRETS = {
     "MY_SERVICE_SECRET": "instructor-secret-e81d",
 }
 
-# learner: (score, status, checks failed, a words of the first relevant note or None)
+# learner: (score /15, bonus /4, status, checks failed, a words of the first relevant note or None)
 EXPECTED = {
-    "solution": (15, "graded", [], None),
-    "unfilled": (0, "graded", ALL, None),
-    "key-placeholder": (14, "graded", ["env_key_set"], None),
-    "endpoint-http": (14, "graded", ["env_endpoint_https"], None),
-    "api-version-latest": (14, "graded", ["env_api_version"], None),
-    "loaded-first": (13, "graded", ["calls_prompts_in_order"], None),
-    "nine-calls": (11, "graded", ["calls_ten_made", "calls_prompts_in_order"], None),
-    "answers-uppercased": (13, "graded", ["answers_lists"], None),
-    "no-system-prompt": (14, "graded", ["calls_system_prompt"], "depuis votre propre cassette"),
-    "max-tokens-50": (14, "graded", ["calls_deployment_max_tokens"], "depuis votre propre cassette"),
-    "neutral-column-renamed": (13, "graded", ["neutral_df_built"], None),
-    "loaded-pandas": (13, "graded", ["loaded_df_built"], None),
-    "invalid-json": (0, "not run", ALL, "n'est pas un notebook lisible"),
-    "path-traversal": (0, "not run", ALL, "illisible ou dangereuse"),
-    "endless-loop": (11, "graded", FRAMES, None),
-    "kernel-crash": (0, "failed", ALL, "noyau Python s'est arrêté"),
-    "huge-output": (15, "graded", [], None),
-    "tries-network": (3, "graded", CALLS + FRAMES, None),
-    "prints-environment": (15, "graded", [], None),
-    "pasted-key": (15, "graded", [], "vraie clé Azure OpenAI"),
-    "edited-check-cell": (15, "graded", [], "version d'origine a été rétablie"),
-    "deleted-check-cell": (13, "graded", ["loaded_df_built"], "cellules de vérification ont été supprimées"),
-    "with-own-cassette": (15, "graded", [], "votre cassette contenait une clé"),
-    "unsafe-cassette": (15, "graded", [], "Votre cassette n'a pas été utilisée"),
-    "zipped": (15, "graded", [], None),
+    "solution": (15, 4, "graded", [], None),
+    "unfilled": (0, 0, "graded", ALL, None),
+    "exercise-only": (15, 0, "graded", BONUS, None),
+    "key-placeholder": (14, 4, "graded", ["env_key_set"], None),
+    "endpoint-http": (14, 4, "graded", ["env_endpoint_https"], None),
+    "api-version-latest": (14, 4, "graded", ["env_api_version"], None),
+    "loaded-first": (13, 4, "graded", ["calls_prompts_in_order"], None),
+    "nine-calls": (11, 4, "graded", ["calls_ten_made", "calls_prompts_in_order"], None),
+    "answers-uppercased": (13, 4, "graded", ["answers_lists"], None),
+    "no-system-prompt": (14, 0, "graded", ["calls_system_prompt", *BONUS], "depuis votre propre cassette"),
+    "max-tokens-50": (14, 0, "graded", ["calls_deployment_max_tokens", *BONUS], "depuis votre propre cassette"),
+    "neutral-column-renamed": (13, 4, "graded", ["neutral_df_built"], None),
+    "loaded-pandas": (13, 4, "graded", ["loaded_df_built"], None),
+    "no-mitigation-run": (15, 3, "graded", ["bonus_mitigation_run"], None),
+    "representation-all-prompts": (15, 3, "graded", ["bonus_representation"], None),
+    "invalid-json": (0, 0, "not run", ALL, "n'est pas un notebook lisible"),
+    "path-traversal": (0, 0, "not run", ALL, "illisible ou dangereuse"),
+    # the loop never lets `spark` be defined: the calls are made, the DataFrames are not
+    "endless-loop": (11, 2, "graded", [*FRAMES, "bonus_samples_df", "bonus_representation"], None),
+    "kernel-crash": (0, 0, "failed", ALL, "noyau Python s'est arrêté"),
+    "huge-output": (15, 4, "graded", [], None),
+    "tries-network": (3, 0, "graded", CALLS + FRAMES + BONUS, None),
+    "prints-environment": (15, 4, "graded", [], None),
+    "pasted-key": (15, 4, "graded", [], "vraie clé Azure OpenAI"),
+    "edited-check-cell": (15, 4, "graded", [], "version d'origine a été rétablie"),
+    "deleted-check-cell": (13, 4, "graded", ["loaded_df_built"], "cellules de vérification ont été supprimées"),
+    "with-own-cassette": (15, 4, "graded", [], "votre cassette contenait une clé"),
+    "unsafe-cassette": (15, 4, "graded", [], "Votre cassette n'a pas été utilisée"),
+    "zipped": (15, 4, "graded", [], None),
 }
 
 
@@ -126,12 +132,14 @@ def test_each_submission_gets_its_exact_grade(graded_class, learner):
     """Score, status, which checks failed, and the reason a learner reads."""
     out, _, _ = graded_class
     row = read_grades(out)[learner]
-    score, status, failed, note = EXPECTED[learner]
+    score, bonus, status, failed, note = EXPECTED[learner]
     assert (float(row["score"]), float(row["max_score"]), row["status"]) == (score, 15, status)
+    assert (float(row["bonus"]), float(row["bonus_max"])) == (bonus, 4)
     assert [name for name in ALL if float(row[name]) < RUBRIC[name]["points"]] == failed
     if note:
         assert note in row["notes"]
-    assert sum(float(row[name]) for name in ALL) == score
+    assert sum(float(row[name]) for name in CORE) == score
+    assert sum(float(row[name]) for name in BONUS) == bonus
 
 
 def test_feedback_explains_without_showing_hidden_tests(graded_class):
@@ -145,6 +153,12 @@ def test_feedback_explains_without_showing_hidden_tests(graded_class):
     assert "neutral_answers contient les réponses du modèle" in uppercased
     loop = (out / "feedback" / "endless-loop" / "responsible_ai.html").read_text(encoding="utf-8")
     assert "CellTimeoutError" in loop or "timeout" in loop.lower()
+    # Going further: the bonus is shown apart, and a wrong measure says what it should be computed on.
+    wrong = (out / "feedback" / "representation-all-prompts" / "responsible_ai.html").read_text(encoding="utf-8")
+    assert "bonus (aller plus loin) : 3 / 4" in wrong
+    assert "réponses aux prompts neutres" in wrong and "sur 100 réponses, trouvé 10 lignes sur 300 réponses" in wrong
+    skipped = (out / "feedback" / "no-mitigation-run" / "responsible_ai.html").read_text(encoding="utf-8")
+    assert "exécution d&#x27;atténuation" in skipped or "exécution d'atténuation" in skipped
 
 
 def all_text(*folders: Path) -> str:
@@ -201,6 +215,21 @@ def test_regrading_is_idempotent_and_grades_newcomers(tmp_path):
     assert len(second) == 3 and len(list((out / "feedback").iterdir())) == 3
     logs_after = {p.name: p.stat().st_mtime_ns for p in (work / "logs").glob("*.log")}
     assert {k: logs_after[k] for k in logs_before} == logs_before  # unchanged submissions were not re-run
+
+
+def test_cached_grades_are_dropped_when_the_course_changes(tmp_path):
+    """A grade kept for an unchanged submission is only kept while the notebook, rubric and checks are the same."""
+    from rai_lab import grading
+
+    grader = grading.Grader("responsible-ai-fr", tmp_path / "out", work_dir=tmp_path / "work")
+    grader.work.mkdir(parents=True)
+    kept = grading.Outcome(learner="ana", source="ana.ipynb", score=15, max_score=15, digest="d1")
+    grader._save_state([kept])
+    assert grader._load_state()["ana"]["score"] == 15
+    state = json.loads(grader.state_path.read_text())
+    state["course"] = "an older course"
+    grader.state_path.write_text(json.dumps(state))
+    assert grader._load_state() == {}
 
 
 def test_a_notebook_over_the_time_limit_is_stopped_and_the_batch_goes_on(tmp_path):
@@ -297,5 +326,6 @@ def test_nbgrader_export_agrees_with_grades_csv(graded_class):
     graded = {name for name, row in ours.items() if row["status"] == "graded"}
     assert graded <= set(theirs)
     for name in graded:
-        assert float(theirs[name]["raw_score"]) == float(ours[name]["score"]), name
-        assert float(theirs[name]["max_score"]) == 15
+        # nbgrader adds every point up; grades.csv keeps the bonus apart
+        assert float(theirs[name]["raw_score"]) == float(ours[name]["score"]) + float(ours[name]["bonus"]), name
+        assert float(theirs[name]["max_score"]) == 19

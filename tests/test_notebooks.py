@@ -21,6 +21,7 @@ HEADINGS = {
         "Installer les bibliothèques nécessaires",
         "Créer une nouvelle instance Notebook",
         "Implémenter des pratiques d’IA responsable",
+        "Aller plus loin : mesurer le biais, l’atténuer, mesurer à nouveau",
         "Nettoyage",
     ],
     "en": [
@@ -33,6 +34,7 @@ HEADINGS = {
         "Install the required libraries",
         "Create a new notebook",
         "Implement Responsible AI practices",
+        "Going further: measure the bias, mitigate it, measure again",
         "Clean up",
     ],
 }
@@ -47,7 +49,7 @@ SETTINGS = {
 }
 ALLOWED_NOTEBOOK_METADATA = {"kernelspec", "language_info"}
 ALLOWED_CELL_METADATA = {"nbgrader", "tags", "deletable", "editable"}
-TO_FILL = ["env_vars", "generate_answers", "build_dataframes"]
+TO_FILL = ["env_vars", "generate_answers", "build_dataframes", "gf_sampling", "gf_representation"]
 
 
 def read(folder, lang):
@@ -162,7 +164,7 @@ def test_there_are_notebooks_to_check():
 
 @pytest.mark.parametrize(("lang", "stub"), [("fr", "# VOTRE CODE ICI"), ("en", "# YOUR CODE HERE")])
 def test_released_notebook_shows_which_cells_to_fill(lang, stub):
-    """The learner sees exactly the three cells to fill, with a stub in their language."""
+    """The learner sees exactly the cells to fill (three, and two going further), with a stub in their language."""
     nb = read(LAB, lang)
     to_fill = [grade_id(c) for c in code_cells(nb) if stub in c.source]
     assert to_fill == TO_FILL
@@ -172,7 +174,7 @@ def test_released_notebook_shows_which_cells_to_fill(lang, stub):
     # Hidden tests are gone from what learners get; only their one-line title stays.
     assert "HIDDEN TESTS" not in text and "checking.check" not in text
     graded = {grade_id(c) for c in code_cells(nb) if c.metadata["nbgrader"].get("grade")}
-    assert len(graded) == 10
+    assert len(graded) == 14  # the exercise's ten checks and four bonus ones
     locked = {grade_id(c) for c in code_cells(nb) if c.metadata.get("editable") is False}
     assert locked == {"kit_start", "create_client", "sample_inputs"} | graded
 

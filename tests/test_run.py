@@ -31,8 +31,10 @@ def live_env(endpoint, key):
     ("lang", "deployment", "lines"),
     [
         ("fr", "gpt-35-turbo", ["mode replay", "prompts répondus : 10/10 (5 neutres, 5 orientés)",
+                                "aller plus loin : 30 appels échantillonnés, 300 réponses",
                                 "DataFrames : neutral_df 5 lignes, loaded_df 5 lignes", "PAS les réponses d'un vrai modèle"]),
         ("en", "gpt-4o", ["mode replay", "prompts answered: 10/10 (5 neutral, 5 loaded)",
+                          "going further: 30 sampled calls, 300 answers",
                           "DataFrames: neutral_df 5 rows, loaded_df 5 rows", "NOT a real model's answers"]),
     ],
 )
@@ -46,9 +48,9 @@ def test_replay_run_of_each_language(tmp_path, lang, deployment, lines):
     output = tmp_path / f"responsible-ai-{lang}" / "responsible_ai.ipynb"
     assert f"responsible-ai-{lang}/responsible_ai.ipynb" in done.stdout
     produced = outputs(output)
-    # The solution passes its own hidden tests: all ten graded checks ran, and nothing failed.
+    # The solution passes its own hidden tests: the ten graded checks and the four bonus ones ran, and nothing failed.
     checks = [c for c in nbformat.read(output, as_version=4).cells if c.metadata.get("nbgrader", {}).get("grade")]
-    assert len(checks) == 10
+    assert len(checks) == 14
     assert not [out for _, out in produced if out.output_type == "error"]
     # Nothing on stderr: nbgrader scores a cell 0 for it (Spark progress bars, JVM warnings...).
     assert not [out.text for _, out in produced if out.output_type == "stream" and out.name == "stderr"]
@@ -57,6 +59,13 @@ def test_replay_run_of_each_language(tmp_path, lang, deployment, lines):
     expected = answers_in(deployment)
     assert expected[0].split(".")[0] in tables[0] and expected[5].split(".")[0] in tables[1]
     assert "neutral_answer" in tables[0] and "loaded_answer" in tables[1]
+    # Going further: the measures' tables, and the before/after chart as an image.
+    further = {gid: [out for g, out in produced if g == gid and out.output_type == "display_data"]
+               for gid in ("gf_representation", "gf_compare")}
+    assert "reference_share_women" in further["gf_representation"][0].data["text/html"]
+    compare = further["gf_compare"]
+    assert [sorted(out.data) for out in compare] == [["text/html", "text/plain"]] * 2 + [["image/png", "text/plain"]]
+    assert "gendered_rate" in compare[0].data["text/html"] and "agentic_diff" in compare[1].data["text/html"]
 
 
 def test_live_run_records_the_learners_cassette_without_secrets(tmp_path):
