@@ -110,11 +110,16 @@ def connect_server(tmp_path_factory):
 
 
 def assert_lab_ran_cleanly(out_dir: Path, lang: str = "fr") -> None:
-    """The executed lab: no error, nothing on stderr, and both DataFrames shown as HTML tables."""
+    """The executed lab: no error, nothing on stderr, both DataFrames shown as HTML tables, and the
+    going-further part's tables and chart."""
     import nbformat
 
     nb = nbformat.read(out_dir / f"responsible-ai-{lang}" / "responsible_ai.ipynb", 4)
     outputs = [o for c in nb.cells for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error" or o.get("name") == "stderr"]
-    tables = [o.data["text/html"] for o in outputs if o.output_type == "display_data"]
+    shown = {c.metadata.get("nbgrader", {}).get("grade_id"): [o.data for o in c.get("outputs", [])
+                                                             if o.output_type == "display_data"] for c in nb.cells}
+    tables = [data["text/html"] for data in shown["build_dataframes"]]
     assert len(tables) == 2 and all("<table" in t for t in tables)
+    assert "<table" in shown["gf_representation"][0]["text/html"]
+    assert shown["gf_compare"][-1]["image/png"]  # the before/after chart

@@ -78,7 +78,7 @@ def test_live_run_records_the_learners_cassette_without_secrets(tmp_path):
     recorded = folder / "rai-lab-live-gpt-35-turbo.yaml"
     data = yaml.safe_load(recorded.read_text())
     prompts = [json.loads(i["request"]["body"])["messages"][1]["content"] for i in data["interactions"]]
-    assert prompts == NEUTRAL + LOADED
+    assert prompts[:10] == NEUTRAL + LOADED and len(prompts) == 40  # then the going-further samples
     assert data["metadata"]["provenance"]["source"] == "rai-lab-standin"
     port = endpoint.rsplit(":", 1)[1].strip("/")
     for path in (recorded, folder / "responsible_ai.ipynb"):
