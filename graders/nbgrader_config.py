@@ -21,6 +21,9 @@ c.ClearSolutions.text_stub = text_stub
 # --- Grading (`rai-lab grade` sets these variables; nbgrader's defaults apply without them) ---
 # A classic Spark setup cell takes 8-15 s here: nbgrader's default 30 s per cell is too tight.
 c.Execute.timeout = int(os.environ.get("RAI_LAB_CELL_TIMEOUT", "180"))
+# Cells tagged rai-lab-illustration (the going-further tables and chart) come after every check and
+# no check reads them: grading skips them unless asked (`rai-lab grade --run-illustrations`).
+c.Execute.skip_cells_with_tag = "" if os.environ.get("RAI_LAB_ILLUSTRATIONS") == "run" else "rai-lab-illustration"
 if os.environ.get("RAI_LAB_KERNEL"):
     # The grading sandbox kernel (rai_lab.sandbox): loopback only, in a network namespace.
     c.Execute.kernel_name = os.environ["RAI_LAB_KERNEL"]

@@ -232,10 +232,13 @@ def with_profession(answers, prompt: str = "prompt"):
 def with_reference(table, profession: str = "profession"):
     """`table` with the reference share of women of each profession, its occupation and source."""
     F = _functions()
-    rows = [(name, share, occupation, source) for name, (share, occupation, source) in REFERENCE_SHARE_WOMEN.items()]
-    reference = table.sparkSession.createDataFrame(
-        rows, f"{profession} string, reference_share_women double, reference_occupation string, reference_source string")
-    return table.join(F.broadcast(reference), profession, "left")
+
+    def lookup(index: int, kind: str):
+        pairs = [item for name, entry in REFERENCE_SHARE_WOMEN.items() for item in (F.lit(name), F.lit(entry[index]).cast(kind))]
+        return F.create_map(*pairs)[F.col(profession)]  # a lookup in each row: no join to plan
+
+    return table.select("*", lookup(0, "double").alias("reference_share_women"),
+                        lookup(1, "string").alias("reference_occupation"), lookup(2, "string").alias("reference_source"))
 
 
 def before_after(answers, run: str = "run", before: str = "baseline", after: str = "mitigated",

@@ -129,6 +129,7 @@ def cmd_grade(args) -> int:
         Path(args.submissions), args.assignment, Path(args.out),
         work_dir=Path(args.work) if args.work else None, timeout=args.timeout,
         cell_timeout=args.cell_timeout, progress=not args.no_progress, workers=args.workers, spark=args.spark,
+        illustrations=args.run_illustrations,
     )
     width = max([len(o.learner) for o in outcomes] + [7])
     print(f"{'learner':<{width}}  score    bonus  status   first note")
@@ -229,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     grd.add_argument("--work", help="nbgrader's course tree (default: under ~/.cache/rai-lab/grading)")
     grd.add_argument("--timeout", type=int, default=600, help="seconds per notebook (default: 600)")
     grd.add_argument("--cell-timeout", type=int, default=180, help="seconds per cell (default: 180)")
+    grd.add_argument("--run-illustrations", action="store_true",
+                     help="also run the cells no check reads (the going-further tables and chart), for the feedback")
     grd.add_argument("--workers", type=int, default=None,
                      help="notebooks graded at the same time (default: the number of cores)")
     grd.add_argument("--spark", choices=("shared", "local"), default="shared",

@@ -16,6 +16,7 @@ shut down hard, a notebook over its time limit), the server kills that kernel.
 from __future__ import annotations
 
 import array
+import atexit
 import json
 import os
 import signal
@@ -158,6 +159,7 @@ def _become_kernel(message: dict, fds: list[int]) -> None:
         os.environ.clear()
         os.environ.update({k: v for k, v in message["env"].items() if k != "JPY_PARENT_PID"})
         sys.argv = ["rai_lab.sandbox", *message["argv"]]
+        atexit._clear()  # the server's exit handlers are not the kernel's
         from rai_lab import sandbox
 
         sandbox.install_guard(os.environ.get("RAI_LAB_LANG", "fr"))
@@ -172,6 +174,7 @@ def _become_kernel(message: dict, fds: list[int]) -> None:
 
         traceback.print_exc()
     finally:
+        atexit._run_exitfuncs()  # the kernel's own (the kit's: leave the cassette, end the Spark session)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -111,7 +111,8 @@ class Grader:
     """Grades a folder of submissions for one assignment."""
 
     def __init__(self, assignment: str, out_dir: Path, work_dir: Path | None = None, timeout: int = 600,
-                 cell_timeout: int = 180, isolate: bool = True, workers: int | None = None, spark: str = "shared"):
+                 cell_timeout: int = 180, isolate: bool = True, workers: int | None = None, spark: str = "shared",
+                 illustrations: bool = False):
         if assignment not in paths.ASSIGNMENTS.values():
             raise RaiLabError(f"unknown assignment {assignment!r} (known: {', '.join(paths.ASSIGNMENTS.values())})")
         self.assignment = assignment
@@ -122,6 +123,7 @@ class Grader:
             raise RaiLabError(f"the grading work folder must be outside the repository: {self.work}")
         self.course = self.work / "course"
         self.timeout, self.cell_timeout, self.isolate = timeout, cell_timeout, isolate
+        self.illustrations = illustrations  # also run the cells no check reads (tag rai-lab-illustration)
         if spark not in ("shared", "local"):
             raise RaiLabError(f"--spark must be 'shared' (one Spark Connect server for the batch) or 'local', not {spark!r}")
         self.spark = spark
@@ -240,6 +242,7 @@ class Grader:
             "RAI_LAB_IPC": str(self.work / "ipc" / "kernel"),
             **({"SPARK_REMOTE": self.spark_url} if self.spark_url else {}),
             "RAI_LAB_CELL_TIMEOUT": str(self.cell_timeout),
+            "RAI_LAB_ILLUSTRATIONS": "run" if self.illustrations else "skip",
             "JUPYTER_PATH": str(self.work / "jupyter"),
             "PYTHONUNBUFFERED": "1",
             **(extra or {}),
@@ -610,9 +613,9 @@ def _last_error(log: str) -> str:
 
 def grade(submissions: Path, assignment: str, out_dir: Path, work_dir: Path | None = None, timeout: int = 600,
           cell_timeout: int = 180, progress: bool = True, isolate: bool = True, workers: int | None = None,
-          spark: str = "shared") -> list[Outcome]:
+          spark: str = "shared", illustrations: bool = False) -> list[Outcome]:
     """Grade every submission in `submissions`; grades.csv and feedback/ land in `out_dir`."""
     grader = Grader(assignment, out_dir, work_dir=work_dir, timeout=timeout, cell_timeout=cell_timeout, isolate=isolate,
-                    workers=workers, spark=spark)
+                    workers=workers, spark=spark, illustrations=illustrations)
     return grader.run(submissions, progress=progress)
 

@@ -248,15 +248,33 @@ def test_a_notebook_over_the_time_limit_is_stopped_and_the_batch_goes_on(tmp_pat
     assert grades["b-solution"]["score"] == "15"
 
 
+def _chart_outputs(work: Path, learner: str, assignment: str) -> list:
+    nb = nbformat.read(work / "course" / "autograded" / learner / assignment / "responsible_ai.ipynb", 4)
+    return next(c for c in nb.cells if c.id == "gf-compare").outputs
+
+
+def test_illustrations_are_not_run_when_grading_by_default(graded_class):
+    """The going-further tables and chart come after every check: grading skips them (the bonus is graded)."""
+    out, work, _ = graded_class
+    assert _chart_outputs(work, "solution", "responsible-ai-fr") == []
+    assert read_grades(out)["solution"]["bonus"] == "4"
+
+
 def test_english_assignment_grades_and_speaks_english(tmp_path):
+    """The English class, with --run-illustrations: the feedback also holds the going-further chart."""
     out = tmp_path / "out"
     done = rai_lab_command("grade", str(ROOT / "tests" / "submissions-en"), "--assignment", "responsible-ai-en",
-                           "--out", str(out), "--work", str(tmp_path / "work"), "--no-progress")
+                           "--out", str(out), "--work", str(tmp_path / "work"), "--no-progress", "--run-illustrations")
     assert done.returncode == 0, done.stdout + done.stderr
     grades = read_grades(out)
     assert (grades["solution"]["score"], grades["api-version-latest"]["score"]) == ("15", "14")
+    assert (grades["solution"]["bonus"], grades["api-version-latest"]["bonus"]) == ("4", "4")
     text = (out / "feedback" / "api-version-latest" / "responsible_ai.html").read_text(encoding="utf-8")
     assert "Grading feedback" in text and "must look like YYYY-MM-DD" in text
+    assert "bonus (going further) : 4 / 4" in text
+    chart = [o for o in _chart_outputs(tmp_path / "work", "solution", "responsible-ai-en") if "image/png" in o.get("data", {})]
+    assert len(chart) == 1
+    assert "data:image/png;base64" in (out / "feedback" / "solution" / "responsible_ai.html").read_text(encoding="utf-8")
 
 
 def test_rubric_points_are_the_notebooks_points():

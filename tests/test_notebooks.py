@@ -179,6 +179,16 @@ def test_released_notebook_shows_which_cells_to_fill(lang, stub):
     assert locked == {"kit_start", "create_client", "sample_inputs"} | graded
 
 
+@pytest.mark.parametrize("folder", [SOLUTIONS, LAB], ids=["solutions", "lab"])
+def test_only_the_closing_illustration_is_skipped_when_grading(folder):
+    """The tag grading skips (graders/nbgrader_config.py) marks one cell, after every check."""
+    for lang in LANGS:
+        cells = code_cells(read(folder, lang))
+        tagged = [i for i, c in enumerate(cells) if "rai-lab-illustration" in c.metadata.get("tags", [])]
+        assert [grade_id(cells[i]) for i in tagged] == ["gf_compare"]
+        assert not any(c.metadata.get("nbgrader", {}).get("grade") for c in cells[tagged[0]:])
+
+
 def test_grade_ids_name_what_they_are():
     for lang in LANGS:
         for cell in code_cells(read(SOLUTIONS, lang)):

@@ -464,6 +464,8 @@ raise NotImplementedError()
 # MAGIC - `changes` (computed in Spark, then brought back: a few rows): for each profession (and `all`, all of them together) and each measure (`bias`, `p_female`, `gendered_rate` = gendered terms per 100 words), the value **before** (`baseline`) and **after** (`mitigated`), the **change** and its 95% interval (`low`, `high`), from resampling the answers 200 times in Spark. When the interval does not contain 0, the change is unlikely to be the sample's chance. `note` flags an undefined value;
 # MAGIC - `pairs_df`: for each profession, the answer to the "male" prompt minus the answer to the "female" prompt: length (`words_diff`), **agentic** (*confident, decisive*…) and **communal** (*caring, gentle*…) adjectives from the list of Gaucher, Friesen and Kay (2011). The words the prompt itself supplies ("male", "female") do not count;
 # MAGIC - the chart shows, per profession, the share of female terms and the rate of gendered terms, before and after; a diamond marks the share of women in the occupation.
+# MAGIC
+# MAGIC > **Automated grading**: this cell is not run when grading (no check depends on it, and it takes a few seconds per notebook); in Jupyter, with `rai-lab run` and in Databricks, it is.
 
 # COMMAND ----------
 

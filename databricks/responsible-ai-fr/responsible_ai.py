@@ -464,6 +464,8 @@ raise NotImplementedError()
 # MAGIC - `changes` (calculé dans Spark, puis rapatrié : quelques lignes) : pour chaque profession (et `all`, toutes ensemble) et chaque mesure (`bias`, `p_female`, `gendered_rate` = termes genrés pour 100 mots), la valeur **avant** (`baseline`) et **après** (`mitigated`), le **changement** et son intervalle à 95 % (`low`, `high`), obtenu en rééchantillonnant les réponses 200 fois dans Spark. Si l’intervalle ne contient pas 0, le changement n’est probablement pas dû au hasard de l’échantillon. `note` signale une valeur indéfinie ;
 # MAGIC - `pairs_df` : pour chaque profession, la réponse au prompt « male » moins celle au prompt « female » : longueur (`words_diff`), adjectifs **agentiques** (*confident, decisive*…) et **communautaires** (*caring, gentle*…) de la liste de Gaucher, Friesen et Kay (2011). Les mots que le prompt fournit lui-même (« male », « female ») ne comptent pas ;
 # MAGIC - le graphique montre, par profession, la part des termes féminins et le taux de termes genrés, avant et après ; un losange marque la part de femmes dans le métier.
+# MAGIC
+# MAGIC > **Notation automatique** : cette cellule n’est pas exécutée lors de la notation (aucune vérification n’en dépend, et elle prend quelques secondes par copie) ; dans Jupyter, avec `rai-lab run` et dans Databricks, elle l’est.
 
 # COMMAND ----------
 
