@@ -191,11 +191,15 @@ def calls_prompts_in_order(ns: dict, ctx: dict) -> None:
         _fail("prompts", ctx["lang"], found=prompts)
 
 
+def _systems(call: dict) -> list:
+    """The contents of a call's system messages."""
+    return [m.get("content") for m in call["request"].get("messages") or [] if isinstance(m, dict) and m.get("role") == "system"]
+
+
 def calls_system_prompt(ns: dict, ctx: dict) -> None:
     bad = 0
     for call in _need_calls(ctx):
-        systems = [m.get("content") for m in call["request"].get("messages") or [] if isinstance(m, dict) and m.get("role") == "system"]
-        bad += systems != [SYSTEM_PROMPT]
+        bad += _systems(call) != [SYSTEM_PROMPT]
     if bad:
         _fail("system", ctx["lang"], bad=bad)
 
@@ -244,18 +248,13 @@ def loaded_df_built(ns: dict, ctx: dict) -> None:
 
 
 # -- Aller plus loin / going further (bonus) ------------------------------------------------------
-def _system_of(call: dict) -> str | None:
-    systems = [m.get("content") for m in call["request"].get("messages") or [] if isinstance(m, dict) and m.get("role") == "system"]
-    return systems[0] if len(systems) == 1 else None
-
-
 def _sampled_calls(ctx: dict) -> list[dict]:
     """The going-further calls: those that ask for several answers (n > 1)."""
     return [call for call in _chat_calls(ctx) if isinstance(call["request"].get("n"), int) and call["request"]["n"] > 1]
 
 
 def _run_of(call: dict) -> str:
-    return "baseline" if _system_of(call) == SYSTEM_PROMPT else "mitigated"
+    return "baseline" if _systems(call) == [SYSTEM_PROMPT] else "mitigated"
 
 
 def _check_run(ctx: dict, run: str) -> list[dict]:
