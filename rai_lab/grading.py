@@ -90,9 +90,12 @@ def is_bonus(name: str) -> bool:
 
 
 def split_points(checks: dict[str, float]) -> tuple[float, float]:
-    """(the exercise's points, the bonus points) of per-check points."""
-    core = sum(points for name, points in checks.items() if name in rubric() and not is_bonus(name))
-    return float(core), float(sum(points for name, points in checks.items() if name in rubric() and is_bonus(name)))
+    """(the exercise's points, the bonus points) of per-check points; names outside the rubric count for nothing."""
+    sums = {False: 0.0, True: 0.0}
+    for name, points in checks.items():
+        if name in rubric():
+            sums[is_bonus(name)] += points
+    return sums[False], sums[True]
 
 
 def clean_environment(extra: dict[str, str]) -> dict[str, str]:

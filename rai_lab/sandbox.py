@@ -33,6 +33,7 @@ class NetworkRefused(PermissionError):
 # The batch server's Spark settings beyond sparkserver's own.
 BATCH_SPARK_CONF = {"spark.sql.codegen.wholeStage": "false"}
 
+
 def bring_loopback_up() -> None:
     """A new network namespace starts with `lo` down; Spark and py4j need it."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
