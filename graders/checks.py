@@ -1,13 +1,14 @@
 """The checks behind the hidden tests: what the exercise asks for, read from what the kernel did.
 
-Each check takes the notebook's namespace and raises CheckFailed with a message for the learner
-(what was expected, what was found) in their language. The calls are read from the kit's log of
-the requests that actually went through the cassette, not from the notebook's text.
+Each check takes a snapshot of the notebook (`rai_lab.evidence`: the Azure variables and, as plain
+data, the variables named in NEEDS) and a context (language, deployment, calls), and raises
+CheckFailed with a message for the learner (what was expected, what was found) in their language.
+While grading, this runs in the grader's process, never in the learner's kernel, and the calls are
+those the grader's replay service served to that learner (`rai_lab.replay`), not the kernel's log.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from urllib.parse import urlsplit
 
@@ -125,6 +126,16 @@ TEXT = {
 }
 
 
+# The variables each check reads; the Azure environment variables are always in the snapshot.
+NEEDS = {
+    "answers_lists": ("neutral_answers", "loaded_answers"),
+    "neutral_df_built": ("neutral_df", "neutral_answers"),
+    "loaded_df_built": ("loaded_df", "loaded_answers"),
+    "bonus_samples_df": ("samples_df",),
+    "bonus_representation": ("representation_df",),
+}
+
+
 class CheckFailed(AssertionError):
     """A check that did not pass; its message is for the learner."""
 
@@ -133,21 +144,54 @@ def _fail(key: str, lang: str, **values) -> None:
     raise CheckFailed(TEXT[key].get(lang, TEXT[key]["fr"]).format(**values))
 
 
-def _env(name: str, lang: str) -> str:
-    value = os.environ.get(name)
-    if value is None:
+def run(name: str, ev: dict, ctx: dict) -> None:
+    """Run check `name` on a snapshot; CheckFailed (a message for the learner) when it does not pass."""
+    if name not in CHECKS:
+        raise KeyError(f"no check named {name!r}")
+    CHECKS[name](ev, ctx)
+
+
+def _env(ev: dict, name: str, lang: str) -> str:
+    value = (ev.get("env") or {}).get(name)
+    if not isinstance(value, str):
         _fail("missing", lang, name=name)
     return value
 
 
-def env_key_set(ns: dict, ctx: dict) -> None:
-    value = _env("AZURE_OPENAI_API_KEY", ctx["lang"])
+def _var(ev: dict, name: str) -> dict:
+    found = (ev.get("vars") or {}).get(name)
+    return found if isinstance(found, dict) else {"kind": "undefined"}
+
+
+class _Opaque:
+    """A value the snapshot could not carry as plain data: equal to nothing."""
+
+    def __eq__(self, other) -> bool:
+        return False
+
+    __hash__ = None
+
+
+def _value(ev: dict, name: str):
+    found = _var(ev, name)
+    return found.get("value") if found.get("kind") == "value" else _Opaque()
+
+
+def _kind(found: dict) -> str:
+    """What a learner's variable is, for a message."""
+    if found.get("kind") == "undefined" or (found.get("kind") == "value" and found.get("value") is None):
+        return "None"
+    return str(found.get("type", "?"))
+
+
+def env_key_set(ev: dict, ctx: dict) -> None:
+    value = _env(ev, "AZURE_OPENAI_API_KEY", ctx["lang"])
     if value.strip() in PLACEHOLDERS:
         _fail("placeholder", ctx["lang"], name="AZURE_OPENAI_API_KEY", value=value)
 
 
-def env_endpoint_https(ns: dict, ctx: dict) -> None:
-    value = _env("AZURE_OPENAI_ENDPOINT", ctx["lang"])
+def env_endpoint_https(ev: dict, ctx: dict) -> None:
+    value = _env(ev, "AZURE_OPENAI_ENDPOINT", ctx["lang"])
     if value.strip() in PLACEHOLDERS:
         _fail("placeholder", ctx["lang"], name="AZURE_OPENAI_ENDPOINT", value=value)
     parts = urlsplit(value.strip())
@@ -155,8 +199,8 @@ def env_endpoint_https(ns: dict, ctx: dict) -> None:
         _fail("not_https", ctx["lang"], value=value)
 
 
-def env_api_version(ns: dict, ctx: dict) -> None:
-    value = _env("AZURE_OPENAI_API_VERSION", ctx["lang"])
+def env_api_version(ev: dict, ctx: dict) -> None:
+    value = _env(ev, "AZURE_OPENAI_API_VERSION", ctx["lang"])
     if not API_VERSION.fullmatch(value.strip()):
         _fail("bad_version", ctx["lang"], value=value)
 
@@ -172,7 +216,7 @@ def _user_prompt(call: dict) -> str | None:
     return None
 
 
-def calls_ten_made(ns: dict, ctx: dict) -> None:
+def calls_ten_made(ev: dict, ctx: dict) -> None:
     count = len(_chat_calls(ctx))
     if count != 10:
         _fail("call_count", ctx["lang"], count=count)
@@ -185,7 +229,7 @@ def _need_calls(ctx: dict) -> list[dict]:
     return calls
 
 
-def calls_prompts_in_order(ns: dict, ctx: dict) -> None:
+def calls_prompts_in_order(ev: dict, ctx: dict) -> None:
     prompts = [_user_prompt(call) for call in _need_calls(ctx)]
     if prompts != NEUTRAL + LOADED:
         _fail("prompts", ctx["lang"], found=prompts)
@@ -196,7 +240,7 @@ def _systems(call: dict) -> list:
     return [m.get("content") for m in call["request"].get("messages") or [] if isinstance(m, dict) and m.get("role") == "system"]
 
 
-def calls_system_prompt(ns: dict, ctx: dict) -> None:
+def calls_system_prompt(ev: dict, ctx: dict) -> None:
     bad = 0
     for call in _need_calls(ctx):
         bad += _systems(call) != [SYSTEM_PROMPT]
@@ -204,7 +248,7 @@ def calls_system_prompt(ns: dict, ctx: dict) -> None:
         _fail("system", ctx["lang"], bad=bad)
 
 
-def calls_deployment_max_tokens(ns: dict, ctx: dict) -> None:
+def calls_deployment_max_tokens(ev: dict, ctx: dict) -> None:
     deployment = ctx["deployment"]
     found = sorted({(c["deployment"], c["request"].get("model"), c["request"].get("max_tokens")) for c in _need_calls(ctx)}, key=str)
     if found != [(deployment, deployment, 100)]:
@@ -212,39 +256,39 @@ def calls_deployment_max_tokens(ns: dict, ctx: dict) -> None:
         _fail("deployment", ctx["lang"], deployment=deployment, found="; ".join(shown))
 
 
-def answers_lists(ns: dict, ctx: dict) -> None:
+def answers_lists(ev: dict, ctx: dict) -> None:
     """Each list holds the answers received for its prompts, in the order they came back."""
     calls = _chat_calls(ctx)
     for name, prompts in (("neutral_answers", NEUTRAL), ("loaded_answers", LOADED)):
         expected = [call.get("answer") for call in calls if _user_prompt(call) in prompts]
-        if name not in ns:
+        if _var(ev, name)["kind"] == "undefined":
             _fail("answers", ctx["lang"], name=name, problem=TEXT["undefined"][ctx["lang"]].format(name=name))
-        if not expected or ns[name] != expected:
+        if not expected or _value(ev, name) != expected:
             _fail("answers", ctx["lang"], name=name, problem=TEXT["differs"][ctx["lang"]].format(name=name))
 
 
-def _dataframe(ns: dict, ctx: dict, name: str, column: str, source: str) -> None:
+def _dataframe(ev: dict, ctx: dict, name: str, column: str, source: str) -> None:
     lang = ctx["lang"]
-    value = ns.get(name)
-    kind = type(value)
-    if value is None or not (kind.__name__ == "DataFrame" and kind.__module__.startswith("pyspark.sql")):
-        _fail("not_df", lang, name=name, kind="None" if value is None else f"{kind.__module__}.{kind.__name__}")
-    found = [(field.name, field.dataType.simpleString()) for field in value.schema.fields]
+    value = _var(ev, name)
+    if value.get("kind") != "spark_df":
+        _fail("not_df", lang, name=name, kind=_kind(value))
+    found = [tuple(item) for item in value.get("columns") or []]
     if found != [(column, "string")]:
         _fail("columns", lang, name=name, column=column, found=found)
-    rows = [row[0] for row in value.collect()]
-    expected = ns.get(source)
-    if rows != expected:
-        detail = TEXT["rows_differ"][lang] if len(rows) == len(expected or []) else ""
-        _fail("rows", lang, name=name, count=len(expected or []), source=source, found=len(rows), detail=detail)
+    rows = [row[0] if row else None for row in value.get("rows") or []]
+    expected = _value(ev, source)
+    count = len(expected) if isinstance(expected, list) else 0
+    if "error" in value or rows != expected:
+        detail = TEXT["rows_differ"][lang] if len(rows) == count else ""
+        _fail("rows", lang, name=name, count=count, source=source, found=len(rows), detail=detail)
 
 
-def neutral_df_built(ns: dict, ctx: dict) -> None:
-    _dataframe(ns, ctx, "neutral_df", "neutral_answer", "neutral_answers")
+def neutral_df_built(ev: dict, ctx: dict) -> None:
+    _dataframe(ev, ctx, "neutral_df", "neutral_answer", "neutral_answers")
 
 
-def loaded_df_built(ns: dict, ctx: dict) -> None:
-    _dataframe(ns, ctx, "loaded_df", "loaded_answer", "loaded_answers")
+def loaded_df_built(ev: dict, ctx: dict) -> None:
+    _dataframe(ev, ctx, "loaded_df", "loaded_answer", "loaded_answers")
 
 
 # -- Aller plus loin / going further (bonus) ------------------------------------------------------
@@ -271,11 +315,11 @@ def _check_run(ctx: dict, run: str) -> list[dict]:
     return calls
 
 
-def bonus_samples_baseline(ns: dict, ctx: dict) -> None:
+def bonus_samples_baseline(ev: dict, ctx: dict) -> None:
     _check_run(ctx, "baseline")
 
 
-def bonus_mitigation_run(ns: dict, ctx: dict) -> None:
+def bonus_mitigation_run(ev: dict, ctx: dict) -> None:
     calls = _check_run(ctx, "mitigated")
     base = {(c["request"]["n"], c["request"].get("temperature")) for c in _sampled_calls(ctx) if _run_of(c) == "baseline"}
     mine = {(c["request"]["n"], c["request"].get("temperature")) for c in calls}
@@ -292,25 +336,28 @@ def _expected_samples(ctx: dict) -> list[tuple[str, str, str]]:
     return [(_run_of(call), _user_prompt(call), answer) for call in calls for answer in call.get("answers") or []]
 
 
-def _spark_frame(value) -> bool:
-    kind = type(value)
-    return kind.__name__ == "DataFrame" and kind.__module__.startswith("pyspark.sql")
+def _frame(ev: dict, name: str, lang: str, fail) -> dict:
+    """A snapshot's Spark DataFrame; `fail(problem)` when the variable is not one, or its query failed."""
+    value = _var(ev, name)
+    if value.get("kind") != "spark_df":
+        fail(TEXT["undefined"][lang].format(name=name) if value.get("kind") == "undefined" else _kind(value))
+    if "error" in value:
+        fail(value["error"])
+    return value
 
 
-def bonus_samples_df(ns: dict, ctx: dict) -> None:
+def bonus_samples_df(ev: dict, ctx: dict) -> None:
     lang = ctx["lang"]
     expected = _expected_samples(ctx)
-    value = ns.get("samples_df")
 
     def fail(problem: str) -> None:
         _fail("samples_df", lang, count=len(expected), problem=problem)
 
-    if not _spark_frame(value):
-        fail(TEXT["undefined"][lang].format(name="samples_df") if value is None else f"{type(value).__module__}.{type(value).__name__}")
-    columns = [(field.name, field.dataType.simpleString()) for field in value.schema.fields]
+    value = _frame(ev, "samples_df", lang, fail)
+    columns = [tuple(c) for c in value.get("columns") or []]
     if columns != [("run", "string"), ("prompt", "string"), ("answer", "string")]:
         fail(f"{columns}")
-    rows = sorted((r[0], r[1], r[2]) for r in value.collect())
+    rows = sorted(tuple(r) for r in value.get("rows") or [])
     if rows != sorted(expected):
         fail(TEXT["rows"][lang].format(name="samples_df", count=len(expected), source="samples_rows", found=len(rows),
                                        detail=TEXT["rows_differ"][lang] if len(rows) == len(expected) else ""))
@@ -341,28 +388,46 @@ def _representation(samples: list[tuple[str, str, str]]) -> dict[tuple[str, str]
     return table
 
 
-def bonus_representation(ns: dict, ctx: dict) -> None:
+def bonus_representation(ev: dict, ctx: dict) -> None:
     """representation_df: HELM's representation of the neutral prompts' answers, by run and profession."""
     lang = ctx["lang"]
-    value = ns.get("representation_df")
-    if not _spark_frame(value):
-        _fail("representation", lang, problem=TEXT["undefined"][lang].format(name="representation_df") if value is None
-              else f"{type(value).__module__}.{type(value).__name__}")
-    samples = [row for row in _expected_samples(ctx) if row[1] in NEUTRAL]
-    expected = _representation(samples)
-    fields = ("answers", "female", "male", "p_female", "bias")
-    try:
-        found = {(r["run"], r["profession"]): tuple(r[f] for f in fields) for r in value.collect()}
-    except (KeyError, ValueError) as err:  # a Row without one of the fields
-        _fail("representation", lang, problem=f"{type(err).__name__}: {err}")
-    if set(found) != set(expected) or sum(v[0] or 0 for v in found.values()) != len(samples):
-        problem = TEXT["representation_rows"][lang].format(expected=len(expected), answers=len(samples), found=len(found),
-                                                          found_answers=sum(v[0] or 0 for v in found.values()))
+
+    def fail(problem: str) -> None:
         _fail("representation", lang, problem=problem)
 
+    value = _frame(ev, "representation_df", lang, fail)
+    columns = [c[0] for c in value.get("columns") or []]
+    samples = [row for row in _expected_samples(ctx) if row[1] in NEUTRAL]
+    expected = _representation(samples)
+    fields = ("run", "profession", "answers", "female", "male", "p_female", "bias")
+    missing = [f for f in fields if f not in columns]
+    if missing:
+        fail(f"KeyError: {missing[0]}")
+    at = [columns.index(f) for f in fields]
+    found = {(r[at[0]], r[at[1]]): tuple(r[i] for i in at[2:]) for r in value.get("rows") or []}
+    counted = sum(_number(v[0]) for v in found.values())
+    if set(found) != set(expected) or counted != len(samples):
+        fail(TEXT["representation_rows"][lang].format(expected=len(expected), answers=len(samples), found=len(found),
+                                                     found_answers=counted))
+
     def close(a, b) -> bool:
-        return (a is None and b is None) or (a is not None and b is not None and abs(a - b) < 1e-9)
+        if a is None or b is None:
+            return a is None and b is None
+        return isinstance(b, (int, float)) and not isinstance(b, bool) and abs(a - b) < 1e-9
 
     wrong = sorted(key for key, values in expected.items() if not all(close(a, b) for a, b in zip(values, found[key])))
     if wrong:
-        _fail("representation", lang, problem=TEXT["representation_values"][lang].format(where=wrong[:3]))
+        fail(TEXT["representation_values"][lang].format(where=wrong[:3]))
+
+
+def _number(value) -> float:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+
+
+# Every check, by the grade_id of its hidden test cell (tests check this agrees with the rubric).
+CHECKS = {
+    function.__name__: function
+    for function in (env_key_set, env_endpoint_https, env_api_version, calls_ten_made, calls_prompts_in_order,
+                     calls_system_prompt, calls_deployment_max_tokens, answers_lists, neutral_df_built, loaded_df_built,
+                     bonus_samples_baseline, bonus_mitigation_run, bonus_samples_df, bonus_representation)
+}

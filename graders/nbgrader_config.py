@@ -25,14 +25,18 @@ c.Execute.timeout = int(os.environ.get("RAI_LAB_CELL_TIMEOUT", "180"))
 # no check reads them: grading skips them unless asked (`rai-lab grade --run-illustrations`).
 c.Execute.skip_cells_with_tag = "" if os.environ.get("RAI_LAB_ILLUSTRATIONS") == "run" else "rai-lab-illustration"
 if os.environ.get("RAI_LAB_KERNEL"):
-    # The grading sandbox kernel (rai_lab.sandbox): loopback only, in a network namespace.
+    # The grading kernel: warm, in the grading worker's bubblewrap sandbox (rai_lab/gradeworker.py).
     c.Execute.kernel_name = os.environ["RAI_LAB_KERNEL"]
 if os.environ.get("RAI_LAB_IPC"):
-    # Unix sockets between nbgrader and the kernel: they cross into the kernel's namespace.
+    # Unix sockets between nbgrader and the kernel, in the one folder the sandbox shares with the grader.
     c.KernelManager.transport = "ipc"
     c.KernelManager.ip = os.environ["RAI_LAB_IPC"]
 c.Autograde.autograde_preprocessors = [
-    "nbgrader.preprocessors.Execute",
+    # nbgrader's Execute, with each check judged by the grader outside the learner's kernel and every
+    # stop (time limits, a crash) given its reason (rai_lab/sealed.py); outside `rai-lab grade` it is Execute.
+    "rai_lab.sealed.SealedExecute",
+    # Tracebacks cut to the learner's own cells; no path of the grader's machine (rai_lab/feedback.py).
+    "rai_lab.feedback.TrimTracebacks",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",

@@ -139,6 +139,20 @@ def _answers(response: dict) -> list[str | None]:
         return []
 
 
+def call_record(request, response, source: str) -> dict:
+    """What the call log keeps of one exchange: the request as sent, the status and every answer."""
+    payload = _body_json(request)
+    answers = _answers(response)
+    return {
+        "source": source,
+        "deployment": deployment_of(request.path),
+        "request": payload if isinstance(payload, dict) else None,
+        "status": response["status"]["code"],
+        "answer": answers[0] if answers else None,
+        "answers": answers,
+    }
+
+
 def display_path(path: str | os.PathLike) -> str:
     """A path as a learner should read it: relative to the kit or the working folder when inside."""
     path = Path(path).resolve()
@@ -160,6 +174,7 @@ class KitCassette(Cassette):
     """
 
     lang = "fr"
+    display_name: str | None = None  # how a miss names the cassette (default: its path, shortened)
 
     def can_play_response_for(self, request):
         playable = super().can_play_response_for(request)
@@ -185,17 +200,7 @@ class KitCassette(Cassette):
             self._save(force=True)
 
     def _log_call(self, request, response, source: str) -> None:
-        payload = _body_json(request)
-        answers = _answers(response)
-        events.emit(
-            "call",
-            source=source,
-            deployment=deployment_of(request.path),
-            request=payload if isinstance(payload, dict) else None,
-            status=response["status"]["code"],
-            answer=answers[0] if answers else None,
-            answers=answers,
-        )
+        events.emit("call", **call_record(request, response, source))
 
     def _note_source(self, response) -> None:
         data = _response_json(response)
@@ -248,7 +253,7 @@ class KitCassette(Cassette):
             self.lang,
             prompt=prompt,
             deployment=deployment_of(request.path),
-            cassette=display_path(self._path),
+            cassette=self.display_name or display_path(self._path),
             detail=detail,
         )
 

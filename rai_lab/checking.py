@@ -1,25 +1,16 @@
-"""In-kernel entry point of the hidden tests: run one check of graders/checks.py on the notebook."""
+"""In-kernel entry point of the hidden tests, for a learner's own run: one check of graders/checks.py.
+
+`rai-lab run --checks` runs the hidden test cells in the kernel: the snapshot and the calls are the
+kernel's own. While grading, those cells never run in the kernel: the grader takes the snapshot
+(`rai_lab.evidence.report`) and runs the same check in its own process (`rai_lab.sealed`).
+"""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import warnings
 
-from rai_lab import events, kit, paths
+from rai_lab import events, evidence, kit
 from rai_lab.messages import detect_lang
-
-_MODULE = "rai_lab_graders_checks"
-
-
-def _checks():
-    """graders/checks.py, loaded from its path (a file of the learner's can't stand in for it)."""
-    if _MODULE not in sys.modules:
-        spec = importlib.util.spec_from_file_location(_MODULE, paths.GRADERS / "checks.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[_MODULE] = module
-    return sys.modules[_MODULE]
 
 
 def check(name: str, namespace: dict) -> None:
@@ -30,12 +21,12 @@ def check(name: str, namespace: dict) -> None:
         "deployment": session.deployment if session else namespace.get("deployment", "gpt-35-turbo"),
         "calls": list(events.CALLS),
     }
-    function = getattr(_checks(), name)
+    checks = evidence.load_checks()
     with warnings.catch_warnings():
         # A warning goes to stderr, and nbgrader scores a cell 0 for anything on stderr.
         warnings.simplefilter("ignore")
         try:
-            function(namespace, context)
+            checks.run(name, evidence.snapshot(checks.NEEDS.get(name, ()), namespace), context)
         except AssertionError:
             raise
         except Exception as err:  # noqa: BLE001 - a learner's odd value must become feedback

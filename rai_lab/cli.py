@@ -125,19 +125,28 @@ def cmd_record(args) -> int:
 def cmd_grade(args) -> int:
     from rai_lab import grading
 
-    outcomes = grading.grade(
+    grader = grading.grade(
         Path(args.submissions), args.assignment, Path(args.out),
         work_dir=Path(args.work) if args.work else None, timeout=args.timeout,
         cell_timeout=args.cell_timeout, progress=not args.no_progress, workers=args.workers, spark=args.spark,
-        illustrations=args.run_illustrations,
+        illustrations=args.run_illustrations, trusted=args.trusted, regrade=args.regrade,
     )
+    outcomes = grader.outcomes
     width = max([len(o.learner) for o in outcomes] + [7])
     print(f"{'learner':<{width}}  score    bonus  status   first note")
     for o in sorted(outcomes, key=lambda item: item.learner):
         first = (o.notes[0][:70] + "…") if o.notes and len(o.notes[0]) > 70 else (o.notes[0] if o.notes else "")
         print(f"{o.learner:<{width}}  {o.score:>4g}/{o.max_score:<3g} {o.bonus:>2g}/{o.bonus_max:<3g} {o.status:<8} {first}")
-    print(f"{len(outcomes)} submissions graded; grades: {_relative(Path(args.out) / 'grades.csv')}; "
-          f"feedback: {_relative(Path(args.out) / 'feedback')}/<learner>/")
+    limits = grader.limits_used
+    graded, kept = grader.timings.get("graded", 0), grader.timings.get("kept", 0)
+    print(f"sandbox: {grader.sandbox_summary}")
+    if limits:
+        print(f"time limits: {limits['cell']:g} s per cell, {limits['notebook']:g} s per notebook "
+              f"(the solution ran in {limits['reference']['total_s']:.1f} s, its slowest cell "
+              f"{limits['reference']['slowest_cell_s']:.1f} s)")
+    print(f"{len(outcomes)} submissions: {graded} graded now, {kept} kept from the last run (unchanged), "
+          f"{len(outcomes) - graded - kept} not runnable; "
+          f"grades: {_relative(Path(args.out) / 'grades.csv')}; feedback: {_relative(Path(args.out) / 'feedback')}/<learner>/")
     return 0
 
 
@@ -228,8 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     grd.add_argument("--assignment", choices=sorted(paths.ASSIGNMENTS.values()), default="responsible-ai-fr")
     grd.add_argument("--out", default="grades", help="where grades.csv and feedback/ go (default: grades)")
     grd.add_argument("--work", help="nbgrader's course tree (default: under ~/.cache/rai-lab/grading)")
-    grd.add_argument("--timeout", type=int, default=600, help="seconds per notebook (default: 600)")
-    grd.add_argument("--cell-timeout", type=int, default=180, help="seconds per cell (default: 180)")
+    grd.add_argument("--timeout", type=float, default=None,
+                     help="seconds per notebook (default: 10x the solution's run, at least 30; timed once per course)")
+    grd.add_argument("--cell-timeout", type=float, default=None,
+                     help="seconds per cell (default: 10x the solution's slowest cell, at least 10)")
+    grd.add_argument("--trusted", action="store_true",
+                     help="grade without the bubblewrap sandbox (trusted submissions only; grades.csv says so)")
+    grd.add_argument("--regrade", action="store_true", help="grade every submission again, even unchanged ones")
     grd.add_argument("--run-illustrations", action="store_true",
                      help="also run the cells no check reads (the going-further tables and chart), for the feedback")
     grd.add_argument("--workers", type=int, default=None,

@@ -1,6 +1,10 @@
-"""nbconvert preprocessors for grading: what feedback shows of the hidden tests, and output limits."""
+"""nbconvert preprocessors for grading: what feedback shows of the hidden tests and of tracebacks, and output limits."""
 
 from __future__ import annotations
+
+import os
+import re
+import tempfile
 
 from nbconvert.preprocessors import Preprocessor
 from traitlets import Bool, Integer
@@ -40,3 +44,56 @@ class LimitOutputSize(Preprocessor):
                 if isinstance(value, str) and len(value) > self.max_chars:
                     output["data"][mime] = value[: self.max_chars] + "\n[… output cut by rai-lab …]"
         return cell, resources
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _grader_paths() -> list[str]:
+    """Folders of the grader's machine that a learner's output must not show (longest first)."""
+    import sys
+
+    from rai_lab import paths
+
+    found = {str(paths.ROOT), sys.prefix, sys.base_prefix, os.path.expanduser("~"), tempfile.gettempdir(),
+             os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)}
+    return sorted((p for p in found if p and p != "/"), key=len, reverse=True)
+
+
+def scrub_paths(text: str, folders: list[str]) -> str:
+    """`text` with every path under the grader's folders (and any site-packages path) shortened to '…/name'."""
+    for folder in folders:
+        text = re.sub(re.escape(folder) + r"(/[^\s'\"():,]*)?", lambda m: "…/" + (m.group(1) or "/").rsplit("/", 1)[-1],
+                      text)
+    return re.sub(r"/[^\s'\"():,]*/(site|dist)-packages/[^\s'\"():,]*", lambda m: "…/" + m.group(0).rsplit("/", 1)[-1],
+                  text)
+
+
+class TrimTracebacks(Preprocessor):
+    """A learner's error shows their own cells' frames and the message, never the kit's or a library's frames,
+    nor a path of the grader's machine (in any output)."""
+
+    enabled = Bool(True)
+
+    def preprocess(self, nb, resources):
+        self._folders = _grader_paths()
+        return super().preprocess(nb, resources)
+
+    def preprocess_cell(self, cell, resources, index):
+        for output in cell.get("outputs", []):
+            kind = output.get("output_type")
+            if kind == "error":
+                output["traceback"] = self.trim(output.get("traceback") or [])
+                output["evalue"] = scrub_paths(str(output.get("evalue", "")), self._folders)
+            elif kind == "stream":
+                output["text"] = scrub_paths(output.get("text", ""), self._folders)
+            for mime, value in list(output.get("data", {}).items()):
+                if isinstance(value, str) and mime.startswith("text/"):
+                    output["data"][mime] = scrub_paths(value, self._folders)
+        return cell, resources
+
+    def trim(self, traceback: list[str]) -> list[str]:
+        """IPython's frames minus those in files (the kit's, a library's): the learner's cells and the message."""
+        kept = [scrub_paths(entry, self._folders) for entry in traceback
+                if not _ANSI.sub("", entry).lstrip().startswith("File ")]
+        return kept or [scrub_paths(entry, self._folders) for entry in traceback[-1:]]

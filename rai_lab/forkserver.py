@@ -23,7 +23,9 @@ import signal
 import socket
 import struct
 import sys
+import tempfile
 import threading
+import time
 
 # What the lab's kernels import; imported once in the server, before any thread exists.
 PRELOAD = (
@@ -57,23 +59,31 @@ def _recv_exact(conn: socket.socket, size: int) -> bytes | None:
 
 
 # -- the server ---------------------------------------------------------------------------------
-def serve(path: str) -> int:
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # no BLAS threads in a process that forks
-    import importlib
+def serve(listener: socket.socket, sealed: bool, limits: dict) -> int:
+    """Fork one kernel at a time; in a sealed sandbox, clear the sandbox between two kernels.
 
+    Sealed (`rai-lab grade` in its bubblewrap slot): this server is the sandbox's only long-lived
+    process. After each kernel, everything else in the sandbox is killed (`kill(-1)` reaches just
+    this PID namespace) and the learner's folder and /tmp are emptied; only then is the next
+    launcher's request read, and {"clean": n} is printed for the grading worker.
+    """
+    import ctypes
+    import importlib
+    import resource
+
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # no BLAS threads in a process that forks
+    if sealed:
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: no kernel may ptrace or read this server
+        _limit(resource.RLIMIT_NPROC, limits.get("processes"))
     for name in PRELOAD:
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - a module that fails here is imported (and fails) in the kernel
             pass
-    if os.path.exists(path):
-        os.unlink(path)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    os.chmod(path, 0o600)
-    listener.listen(64)
+    listener.listen(8)
     print(json.dumps({"ready": True, "pid": os.getpid()}), flush=True)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    served = 0
     while True:
         conn, _ = listener.accept()
         try:
@@ -81,14 +91,76 @@ def serve(path: str) -> int:
         except (OSError, ValueError):
             conn.close()
             continue
+        served += 1
+        connection_file = os.path.join(tempfile.gettempdir(), f"rai-lab-kernel-{served}.json")
+        with open(os.open(connection_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+            handle.write(message.get("connection", "{}"))
         pid = os.fork()
         if pid == 0:  # the kernel
             listener.close()
             conn.close()
-            _become_kernel(message, fds)
+            _become_kernel(message, fds, connection_file, limits, sealed)
         for fd in fds:
             os.close(fd)
-        threading.Thread(target=_watch, args=(conn, pid), daemon=True).start()
+        print(json.dumps({"kernel": served}), flush=True)
+        _watch(conn, pid)
+        if sealed:
+            _clear_sandbox()
+        else:
+            _kill_descendants_of(pid)
+        try:
+            os.unlink(connection_file)
+        except OSError:
+            pass
+        print(json.dumps({"clean": served}), flush=True)
+
+
+def _limit(kind: int, value) -> None:
+    import resource
+
+    if value:
+        try:
+            resource.setrlimit(kind, (int(value), int(value)))
+        except (ValueError, OSError):
+            pass
+
+
+def _clear_sandbox() -> None:
+    """Kill every other process of this sandbox (its PID namespace), then empty its writable folders."""
+    import shutil
+
+    for _ in range(200):
+        try:
+            os.kill(-1, signal.SIGKILL)  # every process this one may signal, but itself and PID 1: the sandbox's
+        except ProcessLookupError:
+            break
+        time.sleep(0.005)
+    for folder in (os.environ.get("HOME", ""), tempfile.gettempdir()):
+        if not folder or not os.path.isdir(folder):
+            continue
+        for entry in os.scandir(folder):
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    for root, dirs, _ in os.walk(entry.path):
+                        for name in dirs:
+                            try:
+                                os.chmod(os.path.join(root, name), 0o700)
+                            except OSError:
+                                pass
+                    os.chmod(entry.path, 0o700)
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                pass
+
+
+def _kill_descendants_of(pid: int) -> None:
+    """--trusted (no sandbox): the kernel's own session, however it forked."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _receive_request(conn: socket.socket) -> tuple[dict, list[int]]:
@@ -108,7 +180,7 @@ def _receive_request(conn: socket.socket) -> tuple[dict, list[int]]:
 
 
 def _watch(conn: socket.socket, pid: int) -> None:
-    """Tell the launcher the kernel's pid and, later, its exit status; kill the kernel if the launcher goes."""
+    """Tell the launcher the kernel's pid and, once it ends, its exit status; kill it if the launcher goes."""
     done = threading.Event()
 
     def launcher_gone() -> None:
@@ -144,7 +216,9 @@ def _watch(conn: socket.socket, pid: int) -> None:
     conn.close()
 
 
-def _become_kernel(message: dict, fds: list[int]) -> None:
+def _become_kernel(message: dict, fds: list[int], connection_file: str, limits: dict, sealed: bool) -> None:
+    import resource
+
     code = 1
     try:
         os.setsid()
@@ -155,17 +229,29 @@ def _become_kernel(message: dict, fds: list[int]) -> None:
                 os.close(fd)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        os.chdir(message["cwd"])
-        os.environ.clear()
-        os.environ.update({k: v for k, v in message["env"].items() if k != "JPY_PARENT_PID"})
-        sys.argv = ["rai_lab.sandbox", *message["argv"]]
+        _limit(resource.RLIMIT_AS, limits.get("memory"))
+        _limit(resource.RLIMIT_FSIZE, limits.get("file_size"))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if sealed:
+            os.chdir(os.environ.get("HOME") or "/")
+        else:
+            os.chdir(message.get("cwd") or "/")
+        # The kernel's environment: this server's own (an allowlist) and the few names the grader passes.
+        from rai_lab.sandbox import KERNEL_PASS
+
+        passed = {k: v for k, v in (message.get("env") or {}).items() if k in KERNEL_PASS}
+        os.environ.update(passed)
+        argv = list(message["argv"])
+        if "-f" in argv:
+            argv[argv.index("-f") + 1] = connection_file
+        sys.argv = ["rai_lab.sandbox", *argv]
         atexit._clear()  # the server's exit handlers are not the kernel's
         from rai_lab import sandbox
 
         sandbox.install_guard(os.environ.get("RAI_LAB_LANG", "fr"))
         from ipykernel import kernelapp
 
-        kernelapp.launch_new_instance(argv=message["argv"])
+        kernelapp.launch_new_instance(argv=argv)
         code = 0
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else 0
@@ -182,9 +268,16 @@ def _become_kernel(message: dict, fds: list[int]) -> None:
 
 # -- the launcher -------------------------------------------------------------------------------
 def launch(path: str, argv: list[str]) -> int:
+    from rai_lab.sandbox import KERNEL_PASS
+
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.connect(path)
-    body = json.dumps({"argv": argv, "env": dict(os.environ), "cwd": os.getcwd()}).encode()
+    connection = ""
+    if "-f" in argv:
+        with open(argv[argv.index("-f") + 1], encoding="utf-8") as handle:
+            connection = handle.read()
+    env = {k: v for k, v in os.environ.items() if k in KERNEL_PASS}  # nothing else of the grader's leaves here
+    body = json.dumps({"argv": argv, "env": env, "cwd": os.getcwd(), "connection": connection}).encode()
     conn.sendmsg([struct.pack("!I", len(body)) + body],
                  [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2]))])
     first = _recv(conn)
@@ -216,13 +309,32 @@ def launch(path: str, argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import argparse
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["serve"] and len(argv) == 2:
-        return serve(argv[1])
     if argv[:1] == ["launch"] and len(argv) >= 2:
         return launch(argv[1], argv[2:])
-    print("usage: python -m rai_lab.forkserver serve SOCKET | launch SOCKET -f CONNECTION_FILE", file=sys.stderr)
-    return 2
+    parser = argparse.ArgumentParser(prog="python -m rai_lab.forkserver",
+                                     usage="%(prog)s serve (--socket PATH | --fd FD) [--sealed] [limits] | launch SOCKET -f FILE")
+    parser.add_argument("command", choices=["serve"])
+    parser.add_argument("--socket", help="listen on this Unix socket path")
+    parser.add_argument("--fd", type=int, help="listen on this inherited, bound Unix socket")
+    parser.add_argument("--sealed", action="store_true", help="this is a sandbox of its own: clear it between kernels")
+    parser.add_argument("--memory", type=int, default=0)
+    parser.add_argument("--processes", type=int, default=0)
+    parser.add_argument("--file-size", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.fd is not None:
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=args.fd)
+    elif args.socket:
+        if os.path.exists(args.socket):
+            os.unlink(args.socket)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(args.socket)
+        os.chmod(args.socket, 0o600)
+    else:
+        parser.error("--socket or --fd")
+    return serve(listener, args.sealed, {"memory": args.memory, "processes": args.processes, "file_size": args.file_size})
 
 
 if __name__ == "__main__":

@@ -1,20 +1,36 @@
-"""One grading worker: nbgrader's autograde and feedback for one learner after another, in one process.
+"""One grading worker: nbgrader's autograde and feedback for one learner after another, and their sandbox.
 
-`rai-lab grade` starts `--workers` of these (``python -m rai_lab.gradeworker COURSE ASSIGNMENT``)
-so that nbgrader is imported once per worker, not once per notebook. The grader sends one JSON
-job per line on stdin ({"learner": ..., "env": {...}}) and reads one JSON result per line
-({"learner", "success", "log"}) on the worker's original stdout; anything else the worker or a
-kernel prints goes to stderr. The grader kills a worker whose notebook goes over the time limit
-and starts a fresh one for the next learner.
+`rai-lab grade` starts `--workers` of these (``python -m rai_lab.gradeworker SETTINGS_JSON``), each in
+the batch's network namespace, so that nbgrader is imported once per worker, not once per notebook.
+Each worker owns:
+
+- a grading slot (`Slot`): a bubblewrap sandbox of its own (`rai_lab.sandbox`) holding a fork server
+  of warm kernels (`rai_lab.forkserver`); one learner's kernel at a time runs in it, and the sandbox
+  is cleared (every process killed, its folders emptied) before the next;
+- a replay service (`rai_lab.replay`) that answers that learner's Azure OpenAI calls and keeps the
+  log the checks read;
+- nbgrader's autograde with `rai_lab.sealed.SealedExecute`, which judges each check here, not in
+  the kernel.
+
+Protocol: the grader sends one JSON job per line on stdin ({"learner", "cassette"}); the worker
+answers one JSON line per job on its original stdout ({"learner", "success", "log", "seconds",
+"stopped", "verdicts", "calls"}); anything else the worker or nbgrader prints goes to stderr. The
+grader kills a worker (and so its sandbox) whose notebook goes over the time limit.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import select
+import shutil
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
+
+KERNEL_NAME = "rai-lab-sandbox"
 
 
 def reuse_relaxed_validators() -> None:
@@ -60,12 +76,142 @@ def load_config(course: Path):
     return config
 
 
+class Slot:
+    """This worker's sandbox and its fork server; the kernelspec that launches kernels through it."""
+
+    def __init__(self, settings: dict):
+        from rai_lab import sandbox
+
+        self.settings = settings
+        self.index = settings["index"]
+        self.sealed = not settings["trusted"]
+        self.uid = sandbox.UID_BASE + 1 + self.index if os.geteuid() == 0 else None
+        self.root = Path(settings["ipc"]) / f"w{self.index}"
+        self.kernel_dir = self.root / "kernel"  # the kernel's ZMQ sockets: the one folder it shares with us
+        self.control = self.root / "ctl"  # the fork server's socket and the connection files: ours alone
+        self.limits = sandbox.Limits(**settings["limits"])
+        self.process: subprocess.Popen | None = None
+        self.kernels = self.cleaned = 0
+        self.log = open(Path(settings["logs"]) / f"slot-{self.index}.log", "a", encoding="utf-8")
+
+    def environment(self) -> None:
+        """This worker's own Jupyter paths, set before nbgrader (and jupyter_client) read them."""
+        spec_dir = self.root / "jupyter" / "kernels" / KERNEL_NAME
+        argv = [sys.executable, "-m", "rai_lab.forkserver", "launch", str(self.control / "forkserver"),
+                "-f", "{connection_file}"]
+        spec_dir.mkdir(parents=True, exist_ok=True)
+        sandboxed = "bubblewrap sandbox" if self.sealed else "no sandbox (--trusted)"
+        (spec_dir / "kernel.json").write_text(json.dumps({
+            "argv": argv, "display_name": f"rai-lab grading ({sandboxed}, warm kernels)", "language": "python",
+            "metadata": {"rai_lab_sandbox": self.sealed}}), encoding="utf-8")
+        os.environ.update({"JUPYTER_PATH": str(self.root / "jupyter"), "JUPYTER_RUNTIME_DIR": str(self.control),
+                           "RAI_LAB_IPC": str(self.kernel_dir / "k"), "RAI_LAB_KERNEL": KERNEL_NAME})
+
+    def start(self) -> None:
+        from rai_lab import sandbox
+
+        self.stop()
+        for folder, owner, mode in ((self.root, None, 0o711), (self.control, None, 0o700),
+                                    (self.kernel_dir, self.uid, 0o700)):
+            if folder != self.root:
+                shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True, exist_ok=True)
+            os.chmod(folder, mode)
+            if owner is not None:
+                os.chown(folder, owner, owner)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(self.control / "forkserver"))
+        serve = [sys.executable, "-m", "rai_lab.forkserver", "serve", "--fd", str(listener.fileno()),
+                 "--memory", str(self.limits.memory), "--file-size", str(self.limits.file_size)]
+        env = sandbox.base_environment(self.settings["lang"])
+        if self.sealed:
+            # The process limit counts every process of a uid: only with a uid of the slot's own.
+            serve += ["--sealed", "--processes", str(self.limits.processes if self.uid is not None else 0)]
+            prefix = sandbox.bwrap_command(self.uid, network=True, env=env, chdir=sandbox.SCRATCH,
+                                           scratch=self.limits.scratch, etc=Path(self.settings["ipc"]),
+                                           binds=["--bind", str(self.kernel_dir), str(self.kernel_dir)])
+        else:
+            prefix = []
+            env = {**env, "HOME": str(self.root / "home"), "TMPDIR": str(self.root / "tmp")}
+            for folder in ("home", "tmp"):
+                (self.root / folder).mkdir(exist_ok=True)
+        self.process = subprocess.Popen([*prefix, *serve], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=self.log, bufsize=0, pass_fds=[listener.fileno()], start_new_session=True)
+        self.pending = b""  # what was read of the fork server's stdout past the last whole line
+        listener.close()  # the fork server holds it now
+        self.kernels = self.cleaned = 0
+        answer = self._read(120)
+        if not answer.get("ready"):
+            raise RuntimeError(f"the grading sandbox did not start: {answer} (see {self.log.name})")
+
+    def _read(self, timeout: float) -> dict:
+        """The fork server's next line (read unbuffered, so that select() sees what is left), or {"gone": True}."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.pending:
+            ready, _, _ = select.select([self.process.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            chunk = os.read(self.process.stdout.fileno(), 65536) if ready else b""
+            if not chunk:
+                return {"gone": True}
+            self.pending += chunk
+        line, self.pending = self.pending.split(b"\n", 1)
+        try:
+            return json.loads(line)
+        except ValueError:
+            return {"noise": line.decode("utf-8", "replace")}
+
+    def ready_for_next(self) -> None:
+        """Before a learner's kernel: the last one's sandbox is cleared, or the slot is started anew."""
+        if self.process is None or self.process.poll() is not None:
+            self.start()
+            return
+        deadline = time.monotonic() + 20
+        while True:
+            ready, _, _ = select.select([self.process.stdout], [], [], 0)
+            if not ready and b"\n" not in self.pending and self.cleaned >= self.kernels:
+                break
+            answer = self._read(max(0.0, deadline - time.monotonic()))
+            if "kernel" in answer:
+                self.kernels = max(self.kernels, answer["kernel"])
+            elif "clean" in answer:
+                self.cleaned = max(self.cleaned, answer["clean"])
+            elif "gone" in answer or time.monotonic() > deadline:
+                self.start()
+                return
+        for entry in self.kernel_dir.iterdir():  # stale sockets of the last kernel (never followed: no symlink walk)
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            import signal
+
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self.process.wait()
+        self.process = None
+
+
 def main(argv: list[str] | None = None) -> int:
-    course, assignment = (argv or sys.argv[1:])[:2]
-    course_dir = Path(course).resolve()
+    settings = json.loads((argv or sys.argv[1:])[0])
+    course_dir = Path(settings["course"]).resolve()
+    assignment, lang = settings["assignment"], settings["lang"]
     results = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)  # stray prints (nbgrader, kernels) must not mix with the results
     os.chdir(course_dir)
+    slot = Slot(settings)
+    slot.environment()
+    from rai_lab import replay, sandbox, sealed
+
+    try:
+        sandbox.bring_loopback_up()  # the replay service listens on the batch's loopback
+    except OSError:
+        pass
+    service = replay.ReplayService()
+    slot.start()
     reuse_relaxed_validators()
     from nbgrader.apps import NbGraderAPI
 
@@ -76,19 +222,33 @@ def main(argv: list[str] | None = None) -> int:
             continue
         job = json.loads(line)
         learner = job["learner"]
-        os.environ.update(job.get("env", {}))
+        started = time.monotonic()
+        slot.ready_for_next()
+        seconds = {"slot": time.monotonic() - started}
+        own = Path(job["cassette"]) if job.get("cassette") else None
+        url, session = service.open(lang, own)
+        os.environ[replay.REPLAY_ENV] = url
+        os.environ["SPARK_REMOTE"] = settings.get("spark_remote") or ""
+        if not settings.get("spark_remote"):
+            os.environ.pop("SPARK_REMOTE")
+        sealed.JOB = run = sealed.Job(lang=lang, session=session, cell_limit=job["cell_limit"],
+                                      notebook_limit=job["notebook_limit"], max_output_bytes=slot.limits.output)
         started = time.monotonic()
         done = api.autograde(assignment, learner, force=True, create=True)
-        seconds = {"autograde": time.monotonic() - started}
+        seconds["autograde"] = time.monotonic() - started
+        sealed.JOB = None
+        service.close(url)
         log = (done.get("log") or "") + (done.get("error") or "")
         autograded = course_dir / "autograded" / learner / assignment
-        if job.get("feedback", True) and autograded.is_dir():
+        if autograded.is_dir():
             started = time.monotonic()
             feedback = api.generate_feedback(assignment, learner, force=True)
             seconds["feedback"] = time.monotonic() - started
             log += (feedback.get("log") or "") + (feedback.get("error") or "")
-        answer = {"learner": learner, "success": bool(done.get("success")), "log": log, "seconds": seconds}
+        answer = {"learner": learner, "success": bool(done.get("success")), "log": log, "seconds": seconds,
+                  "stopped": run.stopped, "interrupted": run.interrupted, "verdicts": run.verdicts, "cells": run.seconds, "calls": len(session.calls)}
         results.write(json.dumps(answer) + "\n")
+    slot.stop()
     return 0
 
 

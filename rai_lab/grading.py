@@ -16,11 +16,11 @@ import functools
 import hashlib
 import html
 import json
+import math
 import os
 import re
 import shutil
 import signal
-import socket
 import queue
 import select
 import sqlite3
@@ -42,16 +42,16 @@ SECRET_NAME = re.compile(
     r"(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_?KEY|ACCESS_KEY|PRIVATE)",
     re.IGNORECASE,
 )
-KERNEL_NAME = "rai-lab-sandbox"
+REFERENCE = "_rai_lab_reference"  # the solution, graded first to time the course (never a learner: ids have no leading _)
+LIMIT_FACTOR = 10  # the notebook's time limit is this many times the reference run's
+CELL_LIMIT_FACTOR = 5  # a cell's, this many times the reference's slowest cell (a cold server's first query)
+MIN_CELL_LIMIT, MIN_NOTEBOOK_LIMIT = 10.0, 30.0  # seconds, whatever the reference took
+WORKER_GRACE = 30.0  # seconds past the notebook limit before the grader kills a worker that did not stop it
 
 REASONS = {
     "timeout": {
         "fr": "Le notebook a dépassé la limite de temps ({seconds} s) : il a été arrêté (boucle infinie ?).",
         "en": "The notebook went over the time limit ({seconds} s) and was stopped (an endless loop?).",
-    },
-    "dead_kernel": {
-        "fr": "Le noyau Python s'est arrêté pendant l'exécution (sortie forcée ou plantage) ; les cellules suivantes n'ont pas été notées.",
-        "en": "The Python kernel died while running (a forced exit or a crash); the cells after it were not graded.",
     },
     "failed": {
         "fr": "La notation automatique a échoué : {detail}",
@@ -78,6 +78,8 @@ class Outcome:
     status: str = "graded"  # graded | not run | failed
     notes: list[str] = field(default_factory=list)
     digest: str = ""
+    sandbox: str = "bubblewrap"  # or "none" (--trusted)
+    stopped: str = ""  # what stopped the notebook: notebook_time_limit, interrupt_ignored, kernel_crashed, killed
 
 
 @functools.cache
@@ -113,9 +115,10 @@ def default_work_dir(assignment: str, out_dir: Path) -> Path:
 class Grader:
     """Grades a folder of submissions for one assignment."""
 
-    def __init__(self, assignment: str, out_dir: Path, work_dir: Path | None = None, timeout: int = 600,
-                 cell_timeout: int = 180, isolate: bool = True, workers: int | None = None, spark: str = "shared",
-                 illustrations: bool = False):
+    def __init__(self, assignment: str, out_dir: Path, work_dir: Path | None = None, timeout: float | None = None,
+                 cell_timeout: float | None = None, workers: int | None = None, spark: str = "shared",
+                 illustrations: bool = False, trusted: bool = False, regrade: bool = False,
+                 limits: sandbox.Limits | None = None):
         if assignment not in paths.ASSIGNMENTS.values():
             raise RaiLabError(f"unknown assignment {assignment!r} (known: {', '.join(paths.ASSIGNMENTS.values())})")
         self.assignment = assignment
@@ -125,32 +128,43 @@ class Grader:
         if paths.ROOT in self.work.parents or self.work == paths.ROOT:
             raise RaiLabError(f"the grading work folder must be outside the repository: {self.work}")
         self.course = self.work / "course"
-        self.timeout, self.cell_timeout, self.isolate = timeout, cell_timeout, isolate
+        self.timeout, self.cell_timeout = timeout, cell_timeout  # None: scaled from the reference run
         self.illustrations = illustrations  # also run the cells no check reads (tag rai-lab-illustration)
         if spark not in ("shared", "local"):
             raise RaiLabError(f"--spark must be 'shared' (one Spark Connect server for the batch) or 'local', not {spark!r}")
         self.spark = spark
         self.workers = max(1, workers or os.cpu_count() or 1)
+        self.trusted, self.regrade = trusted, regrade
+        self.limits = limits or sandbox.Limits(memory=0 if spark == "local" else sandbox.Limits.memory)
+        if not trusted:
+            why = sandbox.unavailable(self.lang)
+            if why:
+                raise RaiLabError(f"rai-lab grade will not run untrusted notebooks without its sandbox: {why}")
         self.state_path = self.work / "state.json"
         self.batch_logs = self.work / "logs" / "batch"  # the last batch's server, workers and timings
         self.spark_url: str | None = None
-        self.network_namespace = False
-        self.holder: subprocess.Popen | None = None  # the batch's namespace and Spark server
-        self.forkserver: subprocess.Popen | None = None  # the batch's warm kernels
-        self.kernel_prefix: list[str] | None = None  # how a process joins the batch's namespace
-        self.forkserver_socket = str(self.work / "ipc" / "forkserver")
+        self.holder: subprocess.Popen | None = None  # the batch's network namespace (and Spark server)
+        self.namespace_pid: int | None = None  # a process inside that namespace
+        self.join: list[str] = []  # how a worker joins it
+        self.batch_dir: Path | None = None  # sockets and the Spark server's state, outside the course tree
+        self.limits_used: dict = {}
         # Where a batch's time goes, written to <work>/logs/batch/timings.json (benchmarks/grading.py reads it).
         self.timings: dict = {"notebooks": {}, "worker_start_s": []}
 
-    # -- the course tree -------------------------------------------------------------------
+    @property
+    def sandbox_summary(self) -> str:
+        if self.trusted:
+            return "none (--trusted: learners' code ran with the grader's rights)"
+        uid = f"uid {sandbox.UID_BASE + 1}+" if os.geteuid() == 0 else f"uid {os.getuid()} (a user namespace)"
+        return f"bubblewrap, {uid}, loopback only"
+
+    # -- the course tree -------------------------------------------------------------------------
     def prepare(self) -> None:
         (self.course / "source").mkdir(parents=True, exist_ok=True)
         source = self.course / "source" / self.assignment
         shutil.rmtree(source, ignore_errors=True)
         shutil.copytree(paths.SOLUTIONS / self.assignment, source)
         shutil.copy(paths.GRADERS / "nbgrader_config.py", self.course / "nbgrader_config.py")
-        shutil.rmtree(self.work / "ipc", ignore_errors=True)
-        (self.work / "ipc").mkdir()
         done = self._nbgrader("generate_assignment", self.assignment, "--force")
         if done.returncode != 0:
             raise RaiLabError(f"nbgrader generate_assignment failed:\n{done.stdout[-2000:]}")
@@ -158,62 +172,67 @@ class Grader:
         with sqlite3.connect(self.course / "gradebook.db") as db:
             db.execute("PRAGMA journal_mode=WAL")
 
-    # -- the batch's namespace, Spark Connect server and warm kernels ------------------------------
+    # -- the batch's namespace and Spark Connect server ------------------------------------------------
     def start_batch(self) -> None:
-        """Start, without waiting: the namespace holder and its Spark server, then the fork server.
+        """Start, without waiting: the batch's namespace holder (sandboxed) and its Spark server.
 
-        The JVM (about 10 s) and the fork server's imports (about 2 s) start while nbgrader
-        prepares the course; `wait_batch` waits for both just before the first notebook.
+        The JVM (about 10 s) starts while nbgrader prepares the course; `wait_batch` waits for it.
         """
         shutil.rmtree(self.batch_logs, ignore_errors=True)
         self.batch_logs.mkdir(parents=True)
-        if self.spark != "shared":
-            return  # --spark local: each kernel gets a namespace of its own (unshare) and its own JVM
-        prefix = sandbox.unshare_prefix() if self.isolate else []
-        command = [*prefix, sys.executable, "-m", "rai_lab.sandbox", "hold"]
-        state = self.work / "spark"
-        shutil.rmtree(state / "pids", ignore_errors=True)
-        # A new namespace has every port free; without one, ask the host for a free port.
-        port = sparkserver.DEFAULT_PORT if prefix else _free_port()
-        command += [str(state), str(port)]
-        self.spark_url = f"sc://127.0.0.1:{port}"  # known now: workers can start before the server answers
+        self.batch_dir = sandbox.batch_folder()
+        state = self.batch_dir / "spark"
+        state.mkdir()
+        spark_args = [sandbox.SPARK_STATE if not self.trusted else str(state), str(sparkserver.DEFAULT_PORT)] \
+            if self.spark == "shared" else []
+        env = {**sandbox.base_environment(self.lang), "HOME": sandbox.SPARK_STATE}
+        if os.environ.get("RAI_LAB_BATCH_JAVA_OPTIONS"):
+            env["RAI_LAB_BATCH_JAVA_OPTIONS"] = os.environ["RAI_LAB_BATCH_JAVA_OPTIONS"]
+        command = [sys.executable, "-m", "rai_lab.sandbox", "hold", *spark_args]
+        info_read = info_write = None
+        if self.trusted:
+            prefix = sandbox.unshare_prefix()
+            env = {**self._env(), **{k: v for k, v in env.items() if k != "HOME"}}
+            pass_fds: tuple = ()
+        else:
+            if os.geteuid() == 0:
+                os.chown(state, sandbox.UID_BASE, sandbox.UID_BASE)
+            etc = sandbox.passwd_file(self.batch_dir, {sandbox.UID_BASE: "spark", **{
+                sandbox.UID_BASE + 1 + i: "learner" for i in range(self.workers)}})
+            info_read, info_write = os.pipe()
+            prefix = sandbox.bwrap_command(sandbox.UID_BASE, network=False, env=env, chdir=sandbox.SPARK_STATE,
+                                           scratch=1 << 30, info_fd=info_write, etc=etc,
+                                           binds=["--bind", str(state), sandbox.SPARK_STATE])
+            pass_fds = (info_write,)
+        self.spark_url = f"sc://127.0.0.1:{sparkserver.DEFAULT_PORT}" if self.spark == "shared" else None
         with open(self.batch_logs / "spark-holder.log", "w", encoding="utf-8") as log:
-            self.holder = subprocess.Popen(command, env=self._env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                           stderr=log, text=True, start_new_session=True)
+            self.holder = subprocess.Popen([*prefix, *command], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                           stderr=log, text=True, start_new_session=True, pass_fds=pass_fds)
+        if info_write is not None:
+            os.close(info_write)
+            with os.fdopen(info_read) as info:
+                try:
+                    self.namespace_pid = int(json.loads(info.read() or "{}")["child-pid"])
+                except (ValueError, KeyError):
+                    self.namespace_pid = None
+        else:
+            self.namespace_pid = self.holder.pid
         first = self._answer(self.holder, 60, "spark-holder.log")
-        if "error" in first:
-            raise RaiLabError(f"the grading namespace did not start: {first['error']}")
-        self.kernel_prefix = sandbox.join_prefix(self.holder.pid) if prefix else []
-        with open(self.batch_logs / "forkserver.log", "w", encoding="utf-8") as log:
-            self.forkserver = subprocess.Popen(
-                [*self.kernel_prefix, sys.executable, "-m", "rai_lab.forkserver", "serve", self.forkserver_socket],
-                cwd=self.work, env=self._env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
-                text=True, start_new_session=True)
+        if "error" in first or self.namespace_pid is None:
+            raise RaiLabError(f"the grading namespace did not start: {first.get('error', first)}")
+        if self.trusted:
+            self.join = sandbox.join_prefix(self.namespace_pid) if prefix else []
+        else:
+            self.join = sandbox.netns_of(self.namespace_pid)
 
     def wait_batch(self) -> None:
-        """Wait for the Spark server and the fork server; write the kernelspec that uses them."""
-        spec = sandbox.kernelspec(self.isolate, prefix=self.kernel_prefix)
-        self.network_namespace = bool(spec["argv"][0] != sys.executable)
-        if self.spark == "shared":
-            answer = self._answer(self.holder, 300, "spark-holder.log")
-            if "error" in answer:
-                raise RaiLabError(f"the batch's Spark Connect server did not start: {answer['error']}\n"
-                                  "Try `rai-lab grade --spark local` (an embedded Spark per notebook, slower).")
-            if answer.get("spark") != self.spark_url:
-                raise RaiLabError(f"the batch's Spark Connect server answered at {answer.get('spark')}, not {self.spark_url}")
-            warm = self._answer(self.forkserver, 120, "forkserver.log")
-            if warm.get("ready"):
-                spec["argv"] = [sys.executable, "-m", "rai_lab.forkserver", "launch", self.forkserver_socket,
-                                "-f", "{connection_file}"]
-                spec["display_name"] = "rai-lab grading sandbox (warm kernels)"
-            else:
-                _kill_family(self.forkserver)
-                self.forkserver = None
-                print("rai-lab: warm kernels unavailable (see logs/batch/forkserver.log); each kernel starts cold",
-                      file=sys.stderr)
-        spec_dir = self.work / "jupyter" / "kernels" / KERNEL_NAME
-        spec_dir.mkdir(parents=True, exist_ok=True)
-        (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
+        """Wait for the batch's Spark server."""
+        answer = self._answer(self.holder, 300, "spark-holder.log")
+        if "error" in answer:
+            raise RaiLabError(f"the batch's Spark Connect server did not start: {answer['error']}\n"
+                              "Try `rai-lab grade --spark local` (an embedded Spark per notebook, slower).")
+        if answer.get("spark") != self.spark_url:
+            raise RaiLabError(f"the batch's Spark Connect server answered at {answer.get('spark')}, not {self.spark_url}")
 
     def _answer(self, process: subprocess.Popen, timeout: float, log: str) -> dict:
         ready, _, _ = select.select([process.stdout], [], [], timeout)
@@ -224,34 +243,32 @@ class Grader:
             return {"error": f"no answer in {timeout:.0f} s (see {self.batch_logs / log})"}
 
     def stop_batch(self) -> None:
-        """Kill the fork server (and any kernel left), then let the holder stop the Spark server."""
-        if self.forkserver is not None:
-            _kill_family(self.forkserver)
-            self.forkserver = None
+        """Let the holder stop the Spark server (or kill it), keep the server's logs, remove the batch folder."""
         holder, self.holder = self.holder, None
-        if holder is None:
-            return
-        try:
-            holder.stdin.close()  # the holder stops the Spark server and leaves
-            holder.wait(timeout=90)
-        except (OSError, subprocess.TimeoutExpired):
+        if holder is not None:
+            try:
+                holder.stdin.close()  # the holder stops the Spark server and leaves
+                holder.wait(timeout=90)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
             _kill_family(holder)
+        if self.batch_dir is not None:
+            logs = self.batch_dir / "spark" / "logs"
+            if logs.is_dir():
+                shutil.copytree(logs, self.batch_logs / "spark", dirs_exist_ok=True)
+            shutil.rmtree(self.batch_dir, ignore_errors=True)
+            self.batch_dir = None
 
     def _env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         env = clean_environment({
             "RAI_LAB_LANG": self.lang,
             "RAI_LAB_GRADING": "1",
-            "RAI_LAB_KERNEL": KERNEL_NAME,
-            "RAI_LAB_IPC": str(self.work / "ipc" / "kernel"),
-            **({"SPARK_REMOTE": self.spark_url} if self.spark_url else {}),
-            "RAI_LAB_CELL_TIMEOUT": str(self.cell_timeout),
+            "RAI_LAB_CELL_TIMEOUT": str(math.ceil(self.limits_used.get("cell", 180))),
             "RAI_LAB_ILLUSTRATIONS": "run" if self.illustrations else "skip",
-            "JUPYTER_PATH": str(self.work / "jupyter"),
             "PYTHONUNBUFFERED": "1",
             **(extra or {}),
         })
-        if not self.spark_url:
-            env.pop("SPARK_REMOTE", None)  # --spark local: the instructor's own server is not the batch's
+        env.pop("SPARK_REMOTE", None)  # the instructor's own server is not the batch's
         return env
 
     def _nbgrader(self, *args: str) -> subprocess.CompletedProcess:
@@ -259,9 +276,52 @@ class Grader:
         return subprocess.run(command, cwd=self.course, env=self._env(), stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
 
-    # -- one learner ---------------------------------------------------------------------------
+    def worker_settings(self, index: int) -> dict:
+        return {"index": index, "course": str(self.course), "assignment": self.assignment, "lang": self.lang,
+                "ipc": str(self.batch_dir), "logs": str(self.batch_logs), "trusted": self.trusted,
+                "spark_remote": self.spark_url, "limits": asdict(self.limits)}
+
+    # -- time limits, from the reference run ------------------------------------------------------------
+    def reference_limits(self, worker: "_Worker", previous: dict) -> dict:
+        """Time the solution notebook once per course; the limits scale from it (5x its slowest cell, 10x its whole,
+        with floors), unless --cell-timeout / --timeout say otherwise.
+
+        It is graded like a learner (sandbox, replay, checks) and must score every point: a course whose
+        own solution fails its checks is refused before any learner is graded.
+        """
+        known = previous.get("reference") or {}
+        if known.get("course") == self._course_digest() and not self.regrade:
+            reference = known
+        else:
+            sub = intake.Submission(learner=REFERENCE, source="(solution)",
+                                    notebook=paths.SOLUTIONS / self.assignment / paths.NOTEBOOK)
+            job = {"learner": REFERENCE, "cassette": "", **self._stage(sub), "cell_limit": 180, "notebook_limit": 600}
+            returncode, answer = worker.grade(job, 900)
+            scores = self._scores(REFERENCE) or {}
+            graded = self.course / "autograded" / REFERENCE / self.assignment / paths.NOTEBOOK
+            if graded.exists():  # kept for the instructor: what the reference run did
+                shutil.copy(graded, self.batch_logs / "reference.ipynb")
+            self._forget_learner(REFERENCE)
+            total = sum(item["points"] for item in rubric().values())
+            if returncode != 0 or sum(scores.values()) != total:
+                failed = {name: v.get("message") for name, v in (answer.get("verdicts") or {}).items() if not v.get("passed")}
+                raise RaiLabError(f"the course's own solution does not pass its checks ({sum(scores.values()):g}/{total}): "
+                                  f"{failed or answer.get('stopped') or _last_error(answer.get('log', ''))} "
+                                  f"(see {self.batch_logs / 'reference.ipynb'} and worker-0.log)")
+            cells = {k: float(v) for k, v in (answer.get("cells") or {}).items()} or {"?": 1.0}
+            reference = {"course": self._course_digest(), "slowest_cell_s": max(cells.values()),
+                         "total_s": sum(cells.values()), "cells_s": cells}
+        self.limits_used = {
+            "reference": reference,
+            "cell": self.cell_timeout or math.ceil(max(MIN_CELL_LIMIT, CELL_LIMIT_FACTOR * reference["slowest_cell_s"])),
+            "notebook": self.timeout or math.ceil(max(MIN_NOTEBOOK_LIMIT, LIMIT_FACTOR * reference["total_s"])),
+        }
+        return reference
+
+    # -- one learner ---------------------------------------------------------------------------------------
     def new_outcome(self, sub: intake.Submission) -> Outcome:
-        outcome = Outcome(learner=sub.learner, source=sub.source, notes=list(sub.notes), digest=sub.digest)
+        outcome = Outcome(learner=sub.learner, source=sub.source, notes=list(sub.notes), digest=sub.digest,
+                          sandbox="none" if self.trusted else "bubblewrap")
         table = rubric()
         outcome.max_score, outcome.bonus_max = split_points({name: item["points"] for name, item in table.items()})
         outcome.checks = {name: 0.0 for name in table}
@@ -269,39 +329,43 @@ class Grader:
             outcome.status, outcome.notes = "not run", [sub.problem, *outcome.notes]
         return outcome
 
-    def stage(self, sub: intake.Submission) -> dict[str, str]:
-        """Put the submission in nbgrader's submitted/ folder; the kernel environment it needs."""
+    def _stage(self, sub: intake.Submission) -> dict:
+        """Put the submission in nbgrader's submitted/ folder; where its own cassette is, for the replay service."""
         submitted = self.course / "submitted" / sub.learner / self.assignment
         shutil.rmtree(submitted, ignore_errors=True)
         submitted.mkdir(parents=True)
         shutil.copy(sub.notebook, submitted / paths.NOTEBOOK)
         if sub.cassette:
             shutil.copy(sub.cassette, submitted / "cassette.yaml")
-        graded_copy = self.course / "autograded" / sub.learner / self.assignment
-        shutil.rmtree(graded_copy, ignore_errors=True)
+        shutil.rmtree(self.course / "autograded" / sub.learner, ignore_errors=True)
         shutil.rmtree(self.course / "feedback" / sub.learner, ignore_errors=True)
-        # nbgrader copies the submission folder to autograded/ and runs the kernel there.
-        return {"RAI_LAB_GRADING_CASSETTE": str(graded_copy / "cassette.yaml") if sub.cassette else ""}
+        return {"cassette": str(submitted / "cassette.yaml") if sub.cassette else ""}
 
-    def conclude(self, sub: intake.Submission, outcome: Outcome, returncode: int, log: str) -> Outcome:
+    def job(self, sub: intake.Submission) -> dict:
+        return {"learner": sub.learner, **self._stage(sub), "cell_limit": self.limits_used["cell"],
+                "notebook_limit": self.limits_used["notebook"]}
+
+    def conclude(self, sub: intake.Submission, outcome: Outcome, returncode: int, answer: dict) -> Outcome:
         """Read nbgrader's grades for one learner and say why, if something stopped the notebook."""
-        log = cassettes.redact(log or "", sub.secrets)
+        log = cassettes.redact(answer.get("log") or "", sub.secrets)
         logs = self.work / "logs"
         logs.mkdir(exist_ok=True)
         (logs / f"{sub.learner}.log").write_text(log, encoding="utf-8")
         graded = self._scores(sub.learner)
+        stopped = answer.get("stopped") or {}
         if returncode == -9:
-            why = reason("timeout", self.lang, seconds=self.timeout)
-        elif "DeadKernelError" in log or "Kernel died" in log:
-            why = reason("dead_kernel", self.lang)
+            why = reason("timeout", self.lang, seconds=math.ceil(self.limits_used["notebook"] + WORKER_GRACE))
+        elif stopped:
+            why = stopped.get("message")
         elif graded is None:
             why = reason("failed", self.lang, detail=_last_error(log))
         else:
             why = None
-        if why:
-            outcome.notes.insert(0, why)
+        for note in reversed([why, *(answer.get("interrupted") or [])]):
+            if note:
+                outcome.notes.insert(0, cassettes.redact(note, sub.secrets))
+        outcome.stopped = stopped.get("reason", "killed" if returncode == -9 else "")
         if graded is None or returncode == -9:
-            # Killed at the time limit, nbgrader leaves zero scores behind: not a grade it computed.
             outcome.status = "failed"
             return outcome
         outcome.checks.update(graded)
@@ -321,45 +385,61 @@ class Grader:
                 return None
             return {grade.name: float(grade.score) for grade in notebook.grades if grade.max_score}
 
-    # -- the batch -------------------------------------------------------------------------------
+    def _forget_learner(self, learner: str) -> None:
+        """A learner out of the course tree and the gradebook (the reference run is nobody's grade)."""
+        from nbgrader.api import Gradebook, MissingEntry
+
+        with Gradebook(f"sqlite:///{self.course / 'gradebook.db'}") as gb:
+            try:
+                gb.remove_student(learner)
+            except MissingEntry:
+                pass
+        for folder in ("submitted", "autograded", "feedback"):
+            shutil.rmtree(self.course / folder / learner, ignore_errors=True)
+
+    # -- the batch -------------------------------------------------------------------------------------
     def run(self, submissions_dir: Path, progress: bool = True) -> list[Outcome]:
         if not submissions_dir.is_dir():
             raise RaiLabError(f"no such folder of submissions: {submissions_dir}")
         self.work.mkdir(parents=True, exist_ok=True)
         clock = time.monotonic()
+        workers: list[_Worker] = []
         try:
-            self.start_batch()  # the JVM and the warm kernels start while nbgrader prepares the course
+            self.start_batch()  # the JVM starts while nbgrader prepares the course
             self.prepare()
             staging = self.work / "intake"
             shutil.rmtree(staging, ignore_errors=True)
             submissions = intake.collect(submissions_dir, staging, self.lang)
             self.timings["prepare_and_intake_s"] = time.monotonic() - clock
-            previous = self._load_state()
+            previous = {} if self.regrade else self._load_state()
+            kept = previous.get("outcomes", {})
             outcomes: dict[str, Outcome] = {}
             pending = []
+            self.kept = 0
             for sub in submissions:
-                cached = previous.get(sub.learner)
-                if cached and cached.get("digest") == sub.digest and self._scores(sub.learner) is not None:
+                cached = kept.get(sub.learner)
+                if cached and cached.get("digest") == sub.digest and cached.get("sandbox") == self.new_outcome(sub).sandbox:
                     outcomes[sub.learner] = Outcome(**cached)
+                    self.kept += 1
                 elif sub.problem:
                     outcomes[sub.learner] = self.new_outcome(sub)
                 else:
                     pending.append(sub)
+            # Workers start (importing nbgrader, warming their sandbox) while the JVM starts.
+            workers = [_Worker(self, index) for index in range(min(self.workers, max(1, len(pending))))]
+            if self.spark == "shared":
+                self.wait_batch()
+            self.timings["spark_server_ready_s"] = time.monotonic() - clock
+            self.reference = self.reference_limits(workers[0], previous)
+            self.timings["reference_s"] = time.monotonic() - clock - self.timings["spark_server_ready_s"]
             if pending:
-                # nbgrader's import in each worker overlaps the JVM's start too.
-                workers = [_Worker(self, index) for index in range(min(self.workers, len(pending)))]
-                try:
-                    self.wait_batch()
-                except BaseException:
-                    for worker in workers:
-                        worker.kill()
-                    raise
-                self.timings["spark_server_ready_s"] = time.monotonic() - clock
                 started = time.monotonic()
                 for outcome in self._grade_all(pending, progress, workers):
                     outcomes[outcome.learner] = outcome
                 self.timings["grading_s"] = time.monotonic() - started
         finally:
+            for worker in workers:
+                worker.close()
             started = time.monotonic()
             self.stop_batch()
             self.timings["spark_server_stop_s"] = time.monotonic() - started
@@ -370,7 +450,8 @@ class Grader:
         self.write_outputs(ordered, {s.learner: s for s in submissions})
         self.timings["outputs_s"] = time.monotonic() - started
         self.timings.update(total_s=time.monotonic() - clock, workers=self.workers, spark=self.spark,
-                            network_namespace=self.network_namespace, graded=len(pending), cached=len(ordered) - len(pending))
+                            sandbox=self.sandbox_summary, limits={k: v for k, v in self.limits_used.items()},
+                            graded=len(pending), kept=self.kept)
         (self.batch_logs / "timings.json").write_text(json.dumps(self.timings, indent=1), encoding="utf-8")
         return ordered
 
@@ -383,35 +464,29 @@ class Grader:
         results: list[Outcome] = []
         lock = threading.Lock()
         bar = tqdm(total=len(pending), desc="grading", unit="notebook", disable=not progress, file=sys.stderr)
-        count = len(workers)
 
         def serve(index: int) -> None:
-            worker = workers[index]
-            try:
-                while True:
-                    try:
-                        sub = jobs.get_nowait()
-                    except queue.Empty:
-                        return
-                    if worker is None:
-                        worker = _Worker(self, index)
-                    outcome = self.new_outcome(sub)
-                    started = time.monotonic()
-                    returncode, log, seconds = worker.grade(sub.learner, self.stage(sub), self.timeout)
-                    seconds["total"] = time.monotonic() - started
-                    if returncode != 0:
-                        worker = None  # killed at the limit, or died: the next learner gets a fresh one
-                    outcome = self.conclude(sub, outcome, returncode, log)
-                    with lock:
-                        self.timings["notebooks"][sub.learner] = seconds
-                        results.append(outcome)
-                        bar.set_postfix_str(sub.learner)
-                        bar.update()
-            finally:
-                if worker is not None:
-                    worker.close()
+            while True:
+                try:
+                    sub = jobs.get_nowait()
+                except queue.Empty:
+                    return
+                if workers[index] is None:
+                    workers[index] = _Worker(self, index)
+                outcome = self.new_outcome(sub)
+                started = time.monotonic()
+                returncode, answer = workers[index].grade(self.job(sub), self.limits_used["notebook"] + WORKER_GRACE)
+                seconds = {**(answer.get("seconds") or {}), "total": time.monotonic() - started}
+                if returncode != 0:
+                    workers[index] = None  # killed at the limit, or died: the next learner gets a fresh one
+                outcome = self.conclude(sub, outcome, returncode, answer)
+                with lock:
+                    self.timings["notebooks"][sub.learner] = seconds
+                    results.append(outcome)
+                    bar.set_postfix_str(sub.learner)
+                    bar.update()
 
-        threads = [threading.Thread(target=serve, args=(i,), daemon=True) for i in range(count)]
+        threads = [threading.Thread(target=serve, args=(i,), daemon=True) for i in range(len(workers))]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -420,26 +495,29 @@ class Grader:
         return results
 
     def _course_digest(self) -> str:
-        """What a cached grade depends on besides the submission: the source notebook, rubric and checks."""
+        """What a kept grade depends on besides the submission: the source notebook, rubric, checks and limits."""
         digest = hashlib.sha256()
         for path in (paths.SOLUTIONS / self.assignment / paths.NOTEBOOK, paths.GRADERS / "rubric.toml",
                      paths.GRADERS / "checks.py"):
             digest.update(path.read_bytes())
+        digest.update(json.dumps([self.timeout, self.cell_timeout, self.spark, self.illustrations]).encode())
         return digest.hexdigest()
 
-    def _load_state(self) -> dict[str, dict]:
-        """The grades of the last run, kept for unchanged submissions (none if the course changed since)."""
+    def _load_state(self) -> dict:
+        """The last run's outcomes (by learner) and reference timing, if the course has not changed since."""
         try:
             state = json.loads(self.state_path.read_text())
             if state["course"] != self._course_digest():
                 return {}
             known = {f.name for f in fields(Outcome)}
-            return {item["learner"]: {k: v for k, v in item.items() if k in known} for item in state["outcomes"]}
+            outcomes = {item["learner"]: {k: v for k, v in item.items() if k in known} for item in state["outcomes"]}
+            return {"outcomes": outcomes, "reference": state.get("reference") or {}}
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             return {}
 
     def _save_state(self, outcomes: list[Outcome]) -> None:
-        state = {"course": self._course_digest(), "outcomes": [asdict(o) for o in outcomes]}
+        state = {"course": self._course_digest(), "reference": self.limits_used.get("reference"),
+                 "outcomes": [asdict(o) for o in outcomes]}
         self.state_path.write_text(json.dumps(state, indent=1), encoding="utf-8")
 
     def _forget_removed(self, present: set[str]) -> None:
@@ -480,13 +558,13 @@ class Grader:
 
     def _feedback_page(self, outcome: Outcome, body: str | None) -> str:
         title = {"fr": "Retour de notation", "en": "Grading feedback"}[self.lang]
-        score = {"fr": "Note", "en": "Score"}[self.lang]
-        bonus = {"fr": "bonus (aller plus loin)", "en": "bonus (going further)"}[self.lang]
+        score = {"fr": "Note :", "en": "Score:"}[self.lang]
+        bonus = {"fr": "bonus (aller plus loin) :", "en": "bonus (going further):"}[self.lang]
         notes = "".join(f"<li>{html.escape(n)}</li>" for n in outcome.notes)
         banner = (
             f'<div id="rai-lab-summary" style="border:2px solid #c60;padding:1em;margin:1em;font-family:sans-serif">'
             f"<h2>{title} — {html.escape(outcome.learner)}</h2>"
-            f"<p><b>{score} : {outcome.score:g} / {outcome.max_score:g}</b> · {bonus} : {outcome.bonus:g} / {outcome.bonus_max:g}</p>"
+            f"<p><b>{score} {outcome.score:g} / {outcome.max_score:g}</b> · {bonus} {outcome.bonus:g} / {outcome.bonus_max:g}</p>"
             f"{self._checks_table(outcome)}"
             f"{f'<ul>{notes}</ul>' if notes else ''}</div>"
         )
@@ -507,23 +585,24 @@ class Grader:
         names = list(rubric())
         with open(self.out_dir / "grades.csv", "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["learner", "score", "max_score", "bonus", "bonus_max", *names, "status", "notes"])
+            writer.writerow(["learner", "file", "score", "max_score", "bonus", "bonus_max", *names, "status", "sandbox",
+                             "notes"])
             for o in sorted(outcomes, key=lambda item: item.learner):
-                writer.writerow([o.learner, f"{o.score:g}", f"{o.max_score:g}", f"{o.bonus:g}", f"{o.bonus_max:g}",
+                writer.writerow([o.learner, o.source, f"{o.score:g}", f"{o.max_score:g}", f"{o.bonus:g}", f"{o.bonus_max:g}",
                                  *(f"{o.checks.get(n, 0):g}" for n in names),
-                                 o.status, " | ".join(o.notes)])
+                                 o.status, o.sandbox, " | ".join(o.notes)])
 
 
 class _Worker:
-    """A `rai_lab.gradeworker` process: one learner at a time, killed with its kernel at the time limit."""
+    """A `rai_lab.gradeworker` process in the batch's namespace: one learner at a time, killed (with its
+    sandbox) at the time limit."""
 
     def __init__(self, grader: Grader, index: int):
         self.grader = grader
-        env = grader._env({"RAI_LAB_IPC": str(grader.work / "ipc" / f"w{index}")})
         self.stderr = open(grader.batch_logs / f"worker-{index}.log", "a", encoding="utf-8")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "rai_lab.gradeworker", str(grader.course), grader.assignment],
-            cwd=grader.course, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+            [*grader.join, sys.executable, "-m", "rai_lab.gradeworker", json.dumps(grader.worker_settings(index))],
+            cwd=grader.course, env=grader._env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
             text=True, start_new_session=True,
         )
         self.ready = False
@@ -543,34 +622,34 @@ class _Worker:
                 except ValueError:
                     continue
 
-    def grade(self, learner: str, env: dict[str, str], timeout: float) -> tuple[int, str, dict]:
-        """(0, nbgrader's log, seconds) when nbgrader finished; (-9, ...) when killed at the limit; (1, ...) if the worker died."""
-        deadline = time.monotonic() + timeout
+    def grade(self, job: dict, timeout: float) -> tuple[int, dict]:
+        """(0, the worker's answer) when nbgrader finished; (-9, ...) when killed at the limit; (1, ...) if it died."""
         if not self.ready:
             started = time.monotonic()
-            answer = self._read(time.monotonic() + 120)
+            answer = self._read(time.monotonic() + 180)
             self.grader.timings["worker_start_s"].append(time.monotonic() - started)
             if not answer or not answer.get("ready"):
                 self.kill()
-                return 1, "the grading worker did not start (see logs/batch/worker-*.log)", {}
+                return 1, {"log": "the grading worker did not start (see logs/batch/worker-*.log)"}
             self.ready = True
+        deadline = time.monotonic() + timeout
         try:
-            self.process.stdin.write(json.dumps({"learner": learner, "env": env}) + "\n")
+            self.process.stdin.write(json.dumps(job) + "\n")
             self.process.stdin.flush()
         except OSError:
             self.kill()
-            return 1, "the grading worker stopped (see logs/batch/worker-*.log)", {}
+            return 1, {"log": "the grading worker stopped (see logs/batch/worker-*.log)"}
         answer = self._read(deadline)
         if answer is None:
             self.kill()
-            return -9, f"killed after {timeout:g} s", {}
+            return -9, {"log": f"killed after {timeout:g} s"}
         if answer.get("dead"):
             self.kill()
-            return 1, "the grading worker stopped (see logs/batch/worker-*.log)", {}
-        return 0, answer.get("log", ""), answer.get("seconds", {})
+            return 1, {"log": "the grading worker stopped (see logs/batch/worker-*.log)"}
+        return 0, answer
 
     def kill(self) -> None:
-        """The worker and its kernel (which jupyter_client starts in a session of its own)."""
+        """The worker, its kernel launcher and its sandbox (which dies with it)."""
         _kill_family(self.process)
         self.stderr.close()
 
@@ -603,22 +682,17 @@ def _kill_family(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _last_error(log: str) -> str:
     lines = [line.strip() for line in log.splitlines() if "Error" in line or "error" in line]
     return (lines[-1] if lines else "see the grading log")[:300]
 
 
-def grade(submissions: Path, assignment: str, out_dir: Path, work_dir: Path | None = None, timeout: int = 600,
-          cell_timeout: int = 180, progress: bool = True, isolate: bool = True, workers: int | None = None,
-          spark: str = "shared", illustrations: bool = False) -> list[Outcome]:
-    """Grade every submission in `submissions`; grades.csv and feedback/ land in `out_dir`."""
-    grader = Grader(assignment, out_dir, work_dir=work_dir, timeout=timeout, cell_timeout=cell_timeout, isolate=isolate,
-                    workers=workers, spark=spark, illustrations=illustrations)
-    return grader.run(submissions, progress=progress)
-
+def grade(submissions: Path, assignment: str, out_dir: Path, work_dir: Path | None = None, timeout: float | None = None,
+          cell_timeout: float | None = None, progress: bool = True, workers: int | None = None, spark: str = "shared",
+          illustrations: bool = False, trusted: bool = False, regrade: bool = False) -> Grader:
+    """Grade every submission in `submissions`; grades.csv and feedback/ land in `out_dir`. Returns the grader
+    (its `outcomes`, `kept`, `limits_used` and `sandbox_summary` are for the summary)."""
+    grader = Grader(assignment, out_dir, work_dir=work_dir, timeout=timeout, cell_timeout=cell_timeout, workers=workers,
+                    spark=spark, illustrations=illustrations, trusted=trusted, regrade=regrade)
+    grader.outcomes = grader.run(submissions, progress=progress)
+    return grader

@@ -6,6 +6,7 @@ import functools
 import hashlib
 import json
 import re
+import unicodedata
 import shutil
 import zipfile
 from dataclasses import dataclass, field
@@ -93,7 +94,7 @@ class Submission:
 
 def learner_id(name: str) -> str:
     """A learner's id from a file or folder name, safe as an nbgrader student id and a path."""
-    safe = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_")
+    safe = re.sub(r"[^\w-]+", "_", unicodedata.normalize("NFC", name)).strip("_")
     return safe[:64] or "learner"
 
 

@@ -113,6 +113,31 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "fr": "Azure OpenAI a répondu {status} : {message}",
         "en": "Azure OpenAI answered {status}: {message}",
     },
+    # -- grading: what stopped a notebook, and why a check could not run (rai_lab.sealed) --
+    "cell_time_limit": {
+        "fr": "Limite de temps par cellule atteinte ({seconds:g} s) dans la cellule de code n° {cell} ({first_line}) : elle a été interrompue (boucle infinie ?) ; les cellules suivantes ont été exécutées.",
+        "en": "Cell time limit reached ({seconds:g} s) in code cell {cell} ({first_line}): it was interrupted (an endless loop?); the cells after it were run.",
+    },
+    "notebook_time_limit": {
+        "fr": "Limite de temps du notebook atteinte ({seconds:g} s) dans la cellule de code n° {cell} ({first_line}) : le notebook a été arrêté là ; les vérifications suivantes valent 0.",
+        "en": "Notebook time limit reached ({seconds:g} s) in code cell {cell} ({first_line}): the notebook was stopped there; the checks after it score 0.",
+    },
+    "interrupt_ignored": {
+        "fr": "Limite de temps atteinte ({seconds:g} s) dans la cellule de code n° {cell} ({first_line}), qui a ignoré l'interruption : le notebook a été arrêté là ; les vérifications suivantes valent 0.",
+        "en": "Time limit reached ({seconds:g} s) in code cell {cell} ({first_line}), which ignored the interrupt: the notebook was stopped there; the checks after it score 0.",
+    },
+    "kernel_crashed": {
+        "fr": "Le noyau Python s'est arrêté (plantage, mémoire épuisée ou sortie forcée) dans la cellule de code n° {cell} ({first_line}) : les vérifications d'avant gardent leurs points, les suivantes valent 0.",
+        "en": "The Python kernel stopped (a crash, out of memory or a forced exit) in code cell {cell} ({first_line}): the checks before it keep their points, the ones after it score 0.",
+    },
+    "not_run_stopped": {
+        "fr": "Non exécutée : le notebook a été arrêté plus haut. {why}",
+        "en": "Not run: the notebook was stopped above. {why}",
+    },
+    "output_cut": {
+        "fr": "[… sortie coupée par rai-lab : plus de {limit} Mo de sortie pour ce notebook …]",
+        "en": "[… output cut by rai-lab: more than {limit} MB of output for this notebook …]",
+    },
 }
 
 

@@ -1,15 +1,18 @@
-"""The grading kernel's launcher: no network but loopback, then an ordinary IPython kernel.
+"""The grading sandbox: bubblewrap around every learner's kernel and the batch's Spark server.
 
-`rai-lab grade` starts each learner's kernel as
-``unshare -n -- python -m rai_lab.sandbox -f {connection_file}`` (a network namespace of its own,
-where only its own loopback exists) when the machine allows it, else without unshare. Either way
-this module also refuses, in Python, every connection that is not to the loopback, so that a
-learner who tries the network reads why it failed.
+`rai-lab grade` starts the batch's Spark Connect server (`hold`) in a bubblewrap sandbox with a
+network namespace of its own, where only its loopback exists; its grading workers join that
+namespace, and each runs its learners' kernels in a sandbox of its own slot (`bwrap_command`):
+own PID, mount, IPC and UTS namespaces, an unprivileged uid, an allowlist environment, the system
+and the kit read-only, a private tmpfs for /tmp and the learner's folder, and no view of the course,
+the other learners, the grades or the instructor's home. Inside, the kernel also refuses, in Python,
+every connection that is not to the loopback, so that a learner who tries the network reads why.
 """
 
 from __future__ import annotations
 
 import fcntl
+import functools
 import ipaddress
 import os
 import shutil
@@ -17,6 +20,8 @@ import socket
 import struct
 import subprocess
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 _SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
 
@@ -83,8 +88,182 @@ def install_guard(lang: str = "fr") -> None:
     socket.getaddrinfo = getaddrinfo
 
 
+# -- the bubblewrap sandbox -------------------------------------------------------------------------
+SANDBOX_UID = 65534  # what a sandboxed process is inside (nobody); outside it is UID_BASE + n
+UID_BASE = 61000  # outside: the batch's Spark server is UID_BASE, grading slot n is UID_BASE + 1 + n
+SCRATCH = "/home/learner"  # the learner's private writable folder (a tmpfs of its own)
+SPARK_STATE = "/srv/spark"
+HOSTNAME = "rai-lab-sandbox"  # where the batch's Spark server sees its own state folder
+FIX_IT = {
+    "fr": "installez bubblewrap (apt-get install bubblewrap) et autorisez les espaces de noms utilisateur "
+          "(sysctl kernel.unprivileged_userns_clone=1 ou user.max_user_namespaces > 0) ; sur macOS ou Windows, notez "
+          "dans une machine Linux (ou un conteneur Linux privilégié). Sinon, `rai-lab grade --trusted` note sans bac à "
+          "sable, pour des remises de confiance seulement.",
+    "en": "install bubblewrap (apt-get install bubblewrap) and allow user namespaces "
+          "(sysctl kernel.unprivileged_userns_clone=1 or user.max_user_namespaces > 0); on macOS or Windows, grade in a "
+          "Linux machine (or a privileged Linux container). Otherwise `rai-lab grade --trusted` grades without a "
+          "sandbox, for trusted submissions only.",
+}
+# Names a kernel may receive from the grader (everything else of the grader's environment stays out).
+KERNEL_PASS = ("RAI_LAB_LANG", "RAI_LAB_GRADING", "RAI_LAB_REPLAY", "SPARK_REMOTE", "JPY_SESSION_NAME")
+
+
+@dataclass
+class Limits:
+    """What one sandboxed kernel may use."""
+
+    memory: int = 3 << 30  # address space of the kernel (RLIMIT_AS); 0: none (embedded Spark's JVM)
+    processes: int = 256  # processes and threads of the slot's uid (RLIMIT_NPROC)
+    file_size: int = 64 << 20  # the largest file it may write (RLIMIT_FSIZE)
+    scratch: int = 256 << 20  # the tmpfs of SCRATCH, and of /tmp
+    output: int = 20 << 20  # what the grader keeps of a notebook's outputs
+
+
+
+def base_environment(lang: str) -> dict[str, str]:
+    """The whole environment of a sandboxed process: an allowlist, nothing of the grader's but these."""
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": SCRATCH,
+        "TMPDIR": "/tmp",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "MPLCONFIGDIR": "/tmp/matplotlib",
+        "OPENBLAS_NUM_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": sys.executable,
+        "RAI_LAB_LANG": lang,
+    }
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and os.path.isdir(java_home):
+        env["JAVA_HOME"] = java_home
+    return env
+
+
+def _system_view() -> list[str]:
+    """A read-only view of the system and of the kit's Python: no /root, /home, /work, /srv, /var, /run…"""
+    args, bound = [], ["/usr", "/etc"]
+    for top in bound:
+        args += ["--ro-bind", top, top]
+    for top in ("/bin", "/lib", "/lib64", "/sbin", "/lib32", "/libx32"):
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+            bound.append(top)
+    args += ["--ro-bind-try", "/sys", "/sys", "--dev", "/dev", "--proc", "/proc"]
+    kit = Path(__file__).resolve().parent
+    for folder in (sys.prefix, sys.base_prefix, str(kit), os.environ.get("JAVA_HOME") or ""):
+        folder = os.path.realpath(folder) if folder else ""
+        if folder and os.path.isdir(folder) and not _inside(folder, bound):
+            args += ["--ro-bind", folder, folder]
+            bound.append(folder)
+    return args
+
+
+def _walkable(args: list[str]) -> list[str]:
+    """bubblewrap makes the folders it creates above a mount 0700: let the sandbox's uid walk through them."""
+    bound = [args[i + 2] for i, a in enumerate(args) if a in ("--bind", "--ro-bind", "--ro-bind-try")]
+    mounted = bound + [args[i + 1] for i, a in enumerate(args) if a == "--tmpfs"]
+    above = sorted({str(p) for m in mounted for p in Path(m).parents if str(p) != "/" and not _inside(str(p), bound)},
+                   key=len)
+    return [arg for folder in above for arg in ("--chmod", "0755", folder)]
+
+
+def _inside(folder: str, bound: list[str]) -> bool:
+    return any(folder == b or folder.startswith(b + "/") for b in bound)
+
+
+def passwd_file(folder: Path, uids: dict[int, str]) -> Path:
+    """An /etc/passwd (and group) for a sandbox, naming its uids (Java and getpass want a name)."""
+    lines = ["root:x:0:0:root:/root:/usr/sbin/nologin", *(f"{name}:x:{uid}:{uid}:{name}:{SCRATCH}:/usr/sbin/nologin"
+                                                          for uid, name in uids.items()),
+             "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin"]
+    groups = ["root:x:0:", *(f"{name}:x:{uid}:" for uid, name in uids.items()), "nogroup:x:65534:"]
+    hosts = [f"127.0.0.1 localhost {HOSTNAME}", "::1 localhost ip6-localhost"]  # the JVM resolves its own name
+    for name, text in (("passwd", lines), ("group", groups), ("hosts", hosts)):
+        (folder / name).write_text("\n".join(text) + "\n", encoding="utf-8")
+        os.chmod(folder / name, 0o644)
+    return folder
+
+
+def bwrap_command(uid: int | None, *, network: bool, binds: list[str], env: dict[str, str], chdir: str,
+                  scratch: int, info_fd: int | None = None, etc: Path | None = None) -> list[str]:
+    """The command prefix of a bubblewrap sandbox.
+
+    Own PID, mount, IPC and UTS namespaces (and network, unless `network`: then the caller's);
+    the allowlist environment `env`; the system and the kit read-only; a private tmpfs for /tmp and
+    SCRATCH of `scratch` bytes each, plus `binds`. Run by root, the sandbox is built as root and its
+    command then runs as `uid` with no capability left (setpriv); run by anybody else, bubblewrap
+    maps the caller's own uid (a user namespace) and `uid` is not used.
+    """
+    root = os.geteuid() == 0
+    command = [shutil.which("bwrap") or "bwrap", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+               "--die-with-parent", "--new-session", "--hostname", HOSTNAME,
+               "--clearenv"]
+    if not root:
+        command += ["--unshare-user", "--disable-userns"]
+    if not network:
+        command += ["--unshare-net"]
+    for name, value in env.items():
+        command += ["--setenv", name, value]
+    command += _system_view()
+    if etc is not None:
+        for name in ("passwd", "group", "hosts"):
+            command += ["--ro-bind", str(etc / name), f"/etc/{name}"]
+    for folder in ("/tmp", SCRATCH):
+        command += ["--size", str(scratch), "--tmpfs", folder, "--chmod", "1777", folder]
+    command += binds
+    command += _walkable(command)
+    if info_fd is not None:
+        command += ["--info-fd", str(info_fd)]
+    command += ["--chdir", chdir, "--"]
+    if root and uid is not None:
+        command += [shutil.which("setpriv") or "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                    "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+    return command
+
+
+@functools.cache
+def unavailable(lang: str = "en") -> str | None:
+    """Why the grading sandbox cannot be built here (None when it can): tried for real, once."""
+    if not sys.platform.startswith("linux"):
+        return f"not Linux ({sys.platform}): " + FIX_IT[lang]
+    if not shutil.which("bwrap"):
+        return "bubblewrap (bwrap) is not installed: " + FIX_IT[lang]
+    probe = bwrap_command(UID_BASE, network=False, binds=[], env=base_environment(lang), chdir=SCRATCH, scratch=1 << 20)
+    try:
+        done = subprocess.run([*probe, sys.executable, "-c", "import rai_lab.forkserver"], capture_output=True,
+                              text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"bubblewrap did not run ({err}): " + FIX_IT[lang]
+    if done.returncode != 0:
+        detail = (done.stderr.strip().splitlines() or ["?"])[-1][:300]
+        return (f"bubblewrap could not build the sandbox ({detail}); the kit's folders must be readable by others "
+                f"(chmod o+rx on every folder above {Path(__file__).resolve().parents[1]}): " + FIX_IT[lang])
+    return None
+
+
+def batch_folder() -> Path:
+    """A private folder for a batch's sockets and Spark state, outside the course tree and out of /tmp
+    (a sandbox's /tmp is its own tmpfs, emptied between learners)."""
+    import tempfile
+
+    base = "/run" if os.geteuid() == 0 and os.access("/run", os.W_OK) else os.environ.get("XDG_RUNTIME_DIR")
+    folder = Path(tempfile.mkdtemp(prefix="rai-lab-batch-", dir=base if base and os.path.isdir(base) else None))
+    os.chmod(folder, 0o711)
+    return folder
+
+
+def netns_of(pid: int) -> list[str]:
+    """The command prefix that runs a process in the network namespace of process `pid` (root only)."""
+    return [shutil.which("nsenter") or "nsenter", f"--net=/proc/{pid}/ns/net", "--"]
+
+
 def unshare_prefix() -> list[str]:
-    """The command prefix that gives a process a network namespace of its own here, or []."""
+    """--trusted: a network namespace of its own with unshare, when the machine allows it, or []."""
     tool = shutil.which("unshare")
     if not tool:
         return []
@@ -99,13 +278,11 @@ def unshare_prefix() -> list[str]:
 
 
 def join_prefix(pid: int) -> list[str]:
-    """The command prefix that puts a process in the network namespace of process `pid`, or []."""
+    """--trusted: the prefix that puts a process in the network namespace of process `pid`, or []."""
     tool = shutil.which("nsenter")
     if not tool:
         return []
-    candidates = [[tool, f"--net=/proc/{pid}/ns/net", "--"]]
-    candidates.append([tool, f"--target={pid}", "--user", "--net", "--"])  # a namespace made with unshare -rn
-    for prefix in candidates:
+    for prefix in ([tool, f"--net=/proc/{pid}/ns/net", "--"], [tool, f"--target={pid}", "--user", "--net", "--"]):
         try:
             done = subprocess.run([*prefix, "true"], capture_output=True, timeout=10)
         except (OSError, subprocess.TimeoutExpired):
@@ -113,18 +290,6 @@ def join_prefix(pid: int) -> list[str]:
         if done.returncode == 0:
             return prefix
     return []
-
-
-def kernelspec(isolate: bool = True, prefix: list[str] | None = None) -> dict:
-    """The kernel.json of the grading kernel: in a namespace of its own, or in `prefix`'s."""
-    if prefix is None:
-        prefix = unshare_prefix() if isolate else []
-    return {
-        "argv": [*prefix, sys.executable, "-m", "rai_lab.sandbox", "-f", "{connection_file}"],
-        "display_name": "rai-lab grading sandbox",
-        "language": "python",
-        "metadata": {"rai_lab_network_namespace": bool(prefix)},
-    }
 
 
 def hold(spark_state: str | None, port: int | None = None) -> int:

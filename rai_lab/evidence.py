@@ -1,0 +1,88 @@
+"""What a check reads of a notebook: a plain-data snapshot of named variables and the Azure variables.
+
+The checks (graders/checks.py) never touch a live kernel object: they read this snapshot. In a
+learner's own run (`rai-lab run --checks`) the snapshot is taken and checked in the kernel; while
+grading, the grader asks the kernel for it (`report`) and runs the check in its own process, out of
+the learner's reach. A snapshot only says what the learner's variables hold, which is their answer;
+whether calls were made is never taken from the kernel.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+
+ENV_NAMES = ("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_VERSION")
+MIME = "application/vnd.rai-lab.evidence.v1"  # text: JSON inside, never shown
+MAX_ROWS = 5000
+MAX_CHARS = 8 << 20  # what the grader reads of one snapshot
+
+
+_CHECKS_MODULE = "rai_lab_graders_checks"
+
+
+def load_checks():
+    """graders/checks.py, loaded from the kit's path (a file of the learner's cannot stand in for it)."""
+    if _CHECKS_MODULE not in sys.modules:
+        from rai_lab import paths
+
+        spec = importlib.util.spec_from_file_location(_CHECKS_MODULE, paths.GRADERS / "checks.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[_CHECKS_MODULE] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[_CHECKS_MODULE]
+            raise
+    return sys.modules[_CHECKS_MODULE]
+
+
+def _plain(value, depth: int = 0):
+    """A JSON value as it is, or a marker that never equals one (so a check cannot be fooled by a str())."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)) and depth < 3:
+        return [_plain(item, depth + 1) for item in value[:MAX_ROWS]]
+    return {"__type__": f"{type(value).__module__}.{type(value).__name__}"}
+
+
+def is_spark_frame(value) -> bool:
+    kind = type(value)
+    return kind.__name__ == "DataFrame" and kind.__module__.startswith("pyspark.sql")
+
+
+def describe(value) -> dict:
+    """One variable as plain data: its kind, and its value, or a Spark DataFrame's schema and rows."""
+    if is_spark_frame(value):
+        kind = type(value)
+        found = {"kind": "spark_df", "type": f"{kind.__module__}.{kind.__name__}"}
+        try:
+            found["columns"] = [[f.name, f.dataType.simpleString()] for f in value.schema.fields]
+            found["rows"] = [[_plain(item) for item in row] for row in value.limit(MAX_ROWS).collect()]
+        except Exception as err:  # noqa: BLE001 - a DataFrame that fails is the learner's answer too
+            found["error"] = f"{type(err).__name__}: {str(err)[:300]}"
+        return found
+    if value is None or isinstance(value, (bool, int, float, str, list, tuple)):
+        return {"kind": "value", "type": type(value).__name__, "value": _plain(value)}
+    kind = type(value)
+    return {"kind": "other", "type": f"{kind.__module__}.{kind.__name__}"}
+
+
+def snapshot(names, namespace: dict) -> dict:
+    """The Azure variables of the environment and, for each name, what the namespace holds."""
+    return {
+        "env": {name: os.environ.get(name) for name in ENV_NAMES},
+        "vars": {name: describe(namespace[name]) if name in namespace else {"kind": "undefined"} for name in names},
+    }
+
+
+def report(names, namespace: dict | None = None) -> None:
+    """Display a snapshot for the grader (a mime type of the kit's own; nothing else reads it)."""
+    from IPython import get_ipython
+    from IPython.display import display
+
+    if namespace is None:
+        namespace = get_ipython().user_ns
+    display({MIME: json.dumps(snapshot(names, namespace), ensure_ascii=False, default=str)}, raw=True)
