@@ -9,6 +9,7 @@ whether calls were made is never taken from the kernel.
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import os
@@ -59,6 +60,9 @@ def describe(value) -> dict:
         kind = type(value)
         found = {"kind": "spark_df", "type": f"{kind.__module__}.{kind.__name__}"}
         try:
+            if kind.__module__.startswith("pyspark.sql.connect"):
+                # Its plan, which the grader runs on the batch's server itself: the rows it checks are Spark's.
+                found["plan"] = base64.b64encode(value._plan.to_proto(value._session.client).SerializeToString()).decode()
             found["columns"] = [[f.name, f.dataType.simpleString()] for f in value.schema.fields]
             found["rows"] = [[_plain(item) for item in row] for row in value.limit(MAX_ROWS).collect()]
         except Exception as err:  # noqa: BLE001 - a DataFrame that fails is the learner's answer too
@@ -68,6 +72,28 @@ def describe(value) -> dict:
         return {"kind": "value", "type": type(value).__name__, "value": _plain(value)}
     kind = type(value)
     return {"kind": "other", "type": f"{kind.__module__}.{kind.__name__}"}
+
+
+def rerun_frames(snapshot: dict, spark) -> None:
+    """The grader's side: replace each Spark Connect DataFrame's rows by those of its plan, run on `spark`.
+
+    A report of a DataFrame without a plan (there is always one on Spark Connect) is not taken.
+    """
+    from pyspark.sql.connect.proto import base_pb2
+
+    for found in (snapshot.get("vars") or {}).values():
+        if not isinstance(found, dict) or found.get("kind") != "spark_df":
+            continue
+        try:
+            plan = base_pb2.Plan()
+            plan.ParseFromString(base64.b64decode(found["plan"]))
+            table, schema, _ = spark.client.to_table(plan, {})
+            names = [f.name for f in schema.fields]
+            found["columns"] = [[f.name, f.dataType.simpleString()] for f in schema.fields]
+            found["rows"] = [[_plain(row[n]) for n in names] for row in table.slice(0, MAX_ROWS).to_pylist()]
+            found.pop("error", None)
+        except Exception as err:  # noqa: BLE001 - no plan, or one the server refuses: not a DataFrame we can check
+            found["error"] = f"the grader could not run this DataFrame's plan ({type(err).__name__}: {str(err)[:200]})"
 
 
 def snapshot(names, namespace: dict) -> dict:

@@ -127,16 +127,19 @@ class Slot:
         if self.sealed:
             # The process limit counts every process of a uid: only with a uid of the slot's own.
             serve += ["--sealed", "--processes", str(self.limits.processes if self.uid is not None else 0)]
-            prefix = sandbox.bwrap_command(self.uid, network=True, env=env, chdir=sandbox.SCRATCH,
-                                           scratch=self.limits.scratch, etc=Path(self.settings["ipc"]),
-                                           binds=["--bind", str(self.kernel_dir), str(self.kernel_dir)])
+            command, args_fd = sandbox.hidden_args([*sandbox.bwrap_command(
+                self.uid, network=True, env=env, chdir=sandbox.SCRATCH, scratch=self.limits.scratch,
+                etc=Path(self.settings["ipc"]), binds=["--bind", str(self.kernel_dir), str(self.kernel_dir)]), *serve])
+            pass_fds = [listener.fileno(), args_fd]
         else:
-            prefix = []
+            command, pass_fds, args_fd = serve, [listener.fileno()], None
             env = {**env, "HOME": str(self.root / "home"), "TMPDIR": str(self.root / "tmp")}
             for folder in ("home", "tmp"):
                 (self.root / folder).mkdir(exist_ok=True)
-        self.process = subprocess.Popen([*prefix, *serve], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                        stderr=self.log, bufsize=0, pass_fds=[listener.fileno()], start_new_session=True)
+        self.process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=self.log, bufsize=0, pass_fds=pass_fds, start_new_session=True)
+        if args_fd is not None:
+            os.close(args_fd)
         self.pending = b""  # what was read of the fork server's stdout past the last whole line
         listener.close()  # the fork server holds it now
         self.kernels = self.cleaned = 0
@@ -212,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     service = replay.ReplayService()
     slot.start()
+    spark = None
     reuse_relaxed_validators()
     from nbgrader.apps import NbGraderAPI
 
@@ -225,13 +229,17 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         slot.ready_for_next()
         seconds = {"slot": time.monotonic() - started}
+        if spark is None and settings.get("spark_remote"):  # the worker's own session, for learners' DataFrame plans
+            from pyspark.sql import SparkSession
+
+            spark = SparkSession.builder.remote(settings["spark_remote"]).getOrCreate()
         own = Path(job["cassette"]) if job.get("cassette") else None
         url, session = service.open(lang, own)
         os.environ[replay.REPLAY_ENV] = url
         os.environ["SPARK_REMOTE"] = settings.get("spark_remote") or ""
         if not settings.get("spark_remote"):
             os.environ.pop("SPARK_REMOTE")
-        sealed.JOB = run = sealed.Job(lang=lang, session=session, cell_limit=job["cell_limit"],
+        sealed.JOB = run = sealed.Job(lang=lang, session=session, spark=spark, cell_limit=job["cell_limit"],
                                       notebook_limit=job["notebook_limit"], max_output_bytes=slot.limits.output)
         started = time.monotonic()
         done = api.autograde(assignment, learner, force=True, create=True)

@@ -194,22 +194,24 @@ class Grader:
             prefix = sandbox.unshare_prefix()
             env = {**self._env(), **{k: v for k, v in env.items() if k != "HOME"}}
             pass_fds: tuple = ()
+            join_prefix_needed = bool(prefix)
         else:
             if os.geteuid() == 0:
                 os.chown(state, sandbox.UID_BASE, sandbox.UID_BASE)
             etc = sandbox.passwd_file(self.batch_dir, {sandbox.UID_BASE: "spark", **{
                 sandbox.UID_BASE + 1 + i: "learner" for i in range(self.workers)}})
             info_read, info_write = os.pipe()
-            prefix = sandbox.bwrap_command(sandbox.UID_BASE, network=False, env=env, chdir=sandbox.SPARK_STATE,
-                                           scratch=1 << 30, info_fd=info_write, etc=etc,
-                                           binds=["--bind", str(state), sandbox.SPARK_STATE])
-            pass_fds = (info_write,)
+            command, args_fd = sandbox.hidden_args([*sandbox.bwrap_command(
+                sandbox.UID_BASE, network=False, env=env, chdir=sandbox.SPARK_STATE, scratch=1 << 30,
+                info_fd=info_write, etc=etc, binds=["--bind", str(state), sandbox.SPARK_STATE]), *command])
+            prefix, pass_fds = [], (info_write, args_fd)
         self.spark_url = f"sc://127.0.0.1:{sparkserver.DEFAULT_PORT}" if self.spark == "shared" else None
         with open(self.batch_logs / "spark-holder.log", "w", encoding="utf-8") as log:
             self.holder = subprocess.Popen([*prefix, *command], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                            stderr=log, text=True, start_new_session=True, pass_fds=pass_fds)
         if info_write is not None:
             os.close(info_write)
+            os.close(args_fd)
             with os.fdopen(info_read) as info:
                 try:
                     self.namespace_pid = int(json.loads(info.read() or "{}")["child-pid"])
@@ -221,7 +223,7 @@ class Grader:
         if "error" in first or self.namespace_pid is None:
             raise RaiLabError(f"the grading namespace did not start: {first.get('error', first)}")
         if self.trusted:
-            self.join = sandbox.join_prefix(self.namespace_pid) if prefix else []
+            self.join = sandbox.join_prefix(self.namespace_pid) if join_prefix_needed else []
         else:
             self.join = sandbox.netns_of(self.namespace_pid)
 

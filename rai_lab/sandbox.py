@@ -226,6 +226,16 @@ def bwrap_command(uid: int | None, *, network: bool, binds: list[str], env: dict
     return command
 
 
+def hidden_args(command: list[str]) -> tuple[list[str], int]:
+    """`command` (a bwrap_command + what runs inside) as `bwrap --args FD`: the sandbox's PID 1 is bubblewrap, and
+    its command line (readable inside) must not show the grader's folders. Pass the fd (pass_fds), close it after."""
+    split = command.index("--")
+    read, write = os.pipe()
+    os.write(write, b"".join(arg.encode() + b"\0" for arg in command[1:split]))
+    os.close(write)
+    return [command[0], "--args", str(read), *command[split:]], read
+
+
 @functools.cache
 def unavailable(lang: str = "en") -> str | None:
     """Why the grading sandbox cannot be built here (None when it can): tried for real, once."""
