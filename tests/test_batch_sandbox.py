@@ -1,4 +1,4 @@
-"""The grading batch's pieces, each really started: its network namespace and its warm kernels."""
+"""The grading batch's pieces, each really started: the --trusted namespace, and warm kernels (unsealed here)."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def test_the_batch_namespace_has_its_own_loopback_and_no_way_out(holder):
 def warm_kernels(tmp_path):
     """A fork server and a kernelspec that launches kernels through it."""
     socket_path = str(tmp_path / "forkserver")
-    server = subprocess.Popen([sys.executable, "-m", "rai_lab.forkserver", "serve", socket_path],
+    server = subprocess.Popen([sys.executable, "-m", "rai_lab.forkserver", "serve", "--socket", socket_path],
                               stdout=subprocess.PIPE, text=True, env={**os.environ, "RAI_LAB_LANG": "en"})
     assert json.loads(server.stdout.readline())["ready"]
     spec = tmp_path / "jupyter" / "kernels" / "warm"
@@ -102,19 +102,21 @@ def run_code(client, code: str, timeout: float = 30) -> dict:
 
 
 def test_a_warm_kernel_is_a_fresh_preloaded_fork(warm_kernels, tmp_path):
-    """Its own pid, folder and environment; the lab's modules already imported; the network guard on."""
+    """Its own pid, folder and environment (only the names the grader passes); the lab's modules already imported;
+    the network guard on."""
     workdir = tmp_path / "learner"
     workdir.mkdir()
     km = KernelManager(kernel_name="warm")
-    km.start_kernel(cwd=str(workdir), env={**os.environ, "RAI_LAB_LANG": "en", "LEARNER_MARK": "ana"})
+    km.start_kernel(cwd=str(workdir), env={**os.environ, "RAI_LAB_LANG": "en", "LEARNER_MARK": "ana",
+                                           "RAI_LAB_REPLAY": "http://127.0.0.1:9/token"})
     client = km.client()
     client.start_channels()
     try:
         client.wait_for_ready(timeout=60)
         got = run_code(client, "import os, sys\nprint(os.getcwd(), os.environ.get('LEARNER_MARK'), os.getppid(), "
-                               "'pyspark.sql.connect.session' in sys.modules, os.getpid())")
-        cwd, mark, parent, preloaded, kernel_pid = got["stdout"].split()
-        assert (cwd, mark, preloaded) == (str(workdir), "ana", "True")
+                               "'pyspark.sql.connect.session' in sys.modules, os.getpid(), os.environ.get('RAI_LAB_REPLAY'))")
+        cwd, mark, parent, preloaded, kernel_pid, replay = got["stdout"].split()
+        assert (cwd, mark, preloaded, replay) == (str(workdir), "None", "True", "http://127.0.0.1:9/token")
         assert int(parent) == warm_kernels.pid  # forked by the server, not started cold
         refused = run_code(client, "import socket\ntry:\n    socket.create_connection(('192.0.2.1', 80), timeout=3)\n"
                                    "except PermissionError as err:\n    print(err)")

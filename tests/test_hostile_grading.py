@@ -169,13 +169,11 @@ def hostile_class(folder: Path, work: Path, out: Path, sentinels: list[Path]) ->
                 print("MemoryError: refused")
             """),
         "fork-loop": _with_cell(filled(), """
-            import subprocess
-            children = []
-            try:
-                for i in range(2000):
-                    children.append(subprocess.Popen(["sleep", "120"]))
-            except OSError as err:
-                print("stopped after", len(children), "processes:", type(err).__name__)
+            import subprocess, sys
+            bomb = ("import os, time\\nn = 0\\ntry:\\n    while n < 2000:\\n        if os.fork() == 0:\\n"
+                    "            os.closerange(0, 3)\\n            time.sleep(120)\\n            os._exit(0)\\n        n += 1\\n"
+                    "except OSError as err:\\n    print('stopped after', n, 'processes:', type(err).__name__)")
+            print(subprocess.run([sys.executable, "-c", bomb], capture_output=True, text=True, timeout=60).stdout)
             """, after="gf_representation"),
         "floods-output": _with_cell(filled(), """
             for i in range(50):
