@@ -7,7 +7,7 @@ LATEST := .venv-openai-latest
 DATABRICKS := .venv-databricks
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup lab grade test test-main test-openai-latest test-databricks databricks-env jupyter release cassettes clean
+.PHONY: setup system-deps lab grade test test-main test-openai-latest test-databricks databricks-env jupyter release cassettes clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -17,19 +17,29 @@ $(STAMP): pyproject.toml requirements.lock
 
 setup: $(STAMP)
 
+## Debian packages the grader needs: bubblewrap (its sandbox). Installed when missing and we are root.
+system-deps:
+	@if command -v bwrap >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing bubblewrap (the grading sandbox)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+	else \
+		echo "rai-lab grade needs bubblewrap: sudo apt-get install bubblewrap (or your distribution's package)" >&2; exit 1; \
+	fi
+
 ## Run the French lab headless: replay mode, embedded local Spark, no network.
 lab: $(STAMP)
 	$(BIN)/rai-lab run --lang fr --mode replay --out out
 
 ## Grade the sample class shipped under tests/submissions (the instructor's workflow in one command).
-grade: $(STAMP)
+grade: $(STAMP) system-deps
 	$(BIN)/rai-lab grade tests/submissions --assignment responsible-ai-fr --out out/grades
 
 ## The whole test suite, then the HTTP tests again with the newest openai release, then the lab
 ## through Databricks Connect (its own environment) against a local Spark Connect server.
 test: test-main test-openai-latest test-databricks
 
-test-main: $(STAMP)
+test-main: $(STAMP) system-deps
 	$(BIN)/python -m pytest
 
 $(LATEST)/.installed: pyproject.toml

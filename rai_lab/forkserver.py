@@ -1,16 +1,21 @@
 """Warm grading kernels: a fork server that has already imported what every lab kernel imports.
 
 Starting an IPython kernel and importing openai, vcrpy, pandas, pyarrow and the Spark Connect
-client costs about 2 s of CPU per notebook, more than the notebook itself. `rai-lab grade`
-starts one fork server per batch, inside the batch's network namespace, with those modules
-imported once; each learner's kernel is a fresh fork of it (copy-on-write, nothing shared
-afterwards: a kernel's own imports, variables and patches die with it).
+client costs about 2 s of CPU per notebook, more than the notebook itself. Each grading worker
+starts one fork server in its own bubblewrap sandbox (``serve --fd FD --sealed``, see
+`rai_lab.gradeworker`), with those modules imported once; each learner's kernel is a fresh fork of
+it (copy-on-write, nothing shared afterwards), one at a time. Sealed, the server cannot be traced
+by its kernels (not dumpable), sets their limits (address space, file size; processes for the
+slot's uid), passes them only the names of `rai_lab.sandbox.KERNEL_PASS` from the grader, and
+after each kernel kills every other process of the sandbox and empties its folders before it reads
+the next request.
 
 jupyter_client still launches and manages an ordinary process, the launcher
-(``python -m rai_lab.forkserver launch SOCKET -f {connection_file}``): it hands its
-stdin/stdout/stderr, environment and folder to the server, which forks the kernel; the launcher
-forwards interrupts to it and exits with its exit status. If the launcher is killed (a kernel
-shut down hard, a notebook over its time limit), the server kills that kernel.
+(``python -m rai_lab.forkserver launch SOCKET -f {connection_file}``), outside the sandbox: it hands
+its stdin/stdout/stderr, the connection file's content and the allowed environment to the server,
+which forks the kernel; the launcher forwards interrupts to it and exits with its exit status. If
+the launcher is killed (a kernel shut down hard, a notebook over its time limit), the server kills
+that kernel.
 """
 
 from __future__ import annotations

@@ -67,6 +67,10 @@ NOTES = {
         "fr": "Des cellules de vérification ont été supprimées ({cells}) : elles valent 0. Repartez du notebook distribué.",
         "en": "Graded check cells were deleted ({cells}): they score 0. Start again from the notebook you were given.",
     },
+    "cells_deleted": {
+        "fr": "Des cellules verrouillées ont été supprimées ({cells}) : elles n'ont pas pu être rétablies, et les cellules qui en dépendent échouent. Repartez du notebook distribué.",
+        "en": "Locked cells were deleted ({cells}): they could not be restored, and the cells that need them fail. Start again from the notebook you were given.",
+    },
     "cassette_used": {
         "fr": "Vos appels ont été rejoués depuis votre propre cassette ({name}).",
         "en": "Your calls were replayed from your own cassette ({name}).",
@@ -215,14 +219,16 @@ def _locked_cells(lang: str) -> tuple[tuple[str, str, bool], ...]:
 def _compare_with_release(sub: Submission, nb, lang: str) -> None:
     """Notes on locked cells the learner edited (nbgrader restores them) or deleted (they score 0)."""
     mine = {c.metadata.get("nbgrader", {}).get("grade_id"): c.get("source", "") for c in nb.cells}
-    edited, missing = [], []
+    edited, missing, deleted = [], [], []
     for grade_id, source, graded in _locked_cells(lang):
         if grade_id not in mine:
-            (missing if graded else edited).append(grade_id)
+            (missing if graded else deleted).append(grade_id)
         elif mine[grade_id].strip() != source.strip():
             edited.append(grade_id)
     if missing:
         sub.notes.append(note("cells_missing", lang, cells=", ".join(missing)))
+    if deleted:  # nbgrader restores an edited locked cell, never a deleted one
+        sub.notes.append(note("cells_deleted", lang, cells=", ".join(deleted)))
     if edited:
         sub.notes.append(note("cells_restored", lang, cells=", ".join(edited)))
 

@@ -305,8 +305,9 @@ def join_prefix(pid: int) -> list[str]:
 def hold(spark_state: str | None, port: int | None = None) -> int:
     """Keep a batch's network namespace open (and its Spark Connect server running) until stdin closes.
 
-    `rai-lab grade` starts this under `unshare -n`; the learners' kernels join the namespace with
-    nsenter, so that they reach this one server on the namespace's loopback and nothing else.
+    `rai-lab grade` starts this in a bubblewrap sandbox with a network namespace of its own (with
+    `unshare -n` under --trusted); the grading workers join the namespace with nsenter, and their
+    sandboxes inherit it, so that kernels reach this one server on its loopback and nothing else.
     Prints a JSON line once the namespace is ready ({"namespace": pid}), then, once the Spark
     server answers, {"ready": true, "spark": "sc://127.0.0.1:PORT" or null} or {"error": "..."}.
     """
@@ -343,16 +344,9 @@ def hold(spark_state: str | None, port: int | None = None) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["hold"]:
-        sys.exit(hold(argv[1] if len(argv) > 1 else None, int(argv[2]) if len(argv) > 2 else None))
-    try:
-        bring_loopback_up()
-    except OSError:
-        pass  # not in a namespace of our own (or not allowed): the guard below still holds
-    install_guard(os.environ.get("RAI_LAB_LANG", "fr"))
-    from ipykernel import kernelapp
-
-    kernelapp.launch_new_instance(argv=argv)
+    if argv[:1] != ["hold"]:
+        sys.exit("usage: python -m rai_lab.sandbox hold [SPARK_STATE PORT]")
+    sys.exit(hold(argv[1] if len(argv) > 1 else None, int(argv[2]) if len(argv) > 2 else None))
 
 
 if __name__ == "__main__":

@@ -183,7 +183,9 @@ def test_network_is_refused_with_a_reason(graded_class):
     _, work, _ = graded_class
     nb = nbformat.read(work / "course" / "autograded" / "tries-network" / "responsible-ai-fr" / "responsible_ai.ipynb", 4)
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert "Requête refusée en mode replay : GET https://example.com." in errors[0]["evalue"]
+    # No cassette in the kernel while grading: the sandbox's guard says why, in the learner's language.
+    assert "le réseau est coupé pendant la notation (seul 127.0.0.1 est permis) ; adresse refusée : example.com" \
+        in errors[0]["evalue"]
 
 
 def test_huge_output_is_cut(graded_class):
@@ -391,3 +393,18 @@ def test_nbgrader_export_agrees_with_grades_csv(graded_class):
         # nbgrader adds every point up; grades.csv keeps the bonus apart
         assert float(theirs[name]["raw_score"]) == float(ours[name]["score"]) + float(ours[name]["bonus"]), name
         assert float(theirs[name]["max_score"]) == 19
+
+
+def test_intake_says_a_deleted_locked_cell_is_not_restored(tmp_path):
+    """nbgrader restores an edited locked cell, never a deleted one: the note must say which happened."""
+    from rai_lab import intake
+
+    nb = nbformat.read(LAB / "responsible-ai-fr" / "responsible_ai.ipynb", 4)
+    nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "create_client"]
+    folder = tmp_path / "class"
+    folder.mkdir()
+    nbformat.write(nb, folder / "Élodie Dupont.ipynb")
+    [sub] = intake.collect(folder, tmp_path / "staging", "fr")
+    assert (sub.learner, sub.source) == ("Élodie_Dupont", "Élodie Dupont.ipynb")
+    assert any("ont été supprimées (create_client) : elles n'ont pas pu être rétablies" in n for n in sub.notes)
+    assert not any("rétablie pour la notation" in n for n in sub.notes)
