@@ -54,15 +54,20 @@ def is_spark_frame(value) -> bool:
     return kind.__name__ == "DataFrame" and kind.__module__.startswith("pyspark.sql")
 
 
-def describe(value) -> dict:
-    """One variable as plain data: its kind, and its value, or a Spark DataFrame's schema and rows."""
+def describe(value, rows: bool = True) -> dict:
+    """One variable as plain data: its kind, and its value, or a Spark DataFrame's schema and rows.
+
+    `rows=False` (the grader asks): a Spark Connect DataFrame is sent as its plan only, which the
+    grader runs on the batch's server itself; the rows it checks are Spark's, not the kernel's word.
+    """
     if is_spark_frame(value):
         kind = type(value)
         found = {"kind": "spark_df", "type": f"{kind.__module__}.{kind.__name__}"}
         try:
             if kind.__module__.startswith("pyspark.sql.connect"):
-                # Its plan, which the grader runs on the batch's server itself: the rows it checks are Spark's.
                 found["plan"] = base64.b64encode(value._plan.to_proto(value._session.client).SerializeToString()).decode()
+                if not rows:
+                    return found
             found["columns"] = [[f.name, f.dataType.simpleString()] for f in value.schema.fields]
             found["rows"] = [[_plain(item) for item in row] for row in value.limit(MAX_ROWS).collect()]
         except Exception as err:  # noqa: BLE001 - a DataFrame that fails is the learner's answer too
@@ -96,11 +101,12 @@ def rerun_frames(snapshot: dict, spark) -> None:
             found["error"] = f"the grader could not run this DataFrame's plan ({type(err).__name__}: {str(err)[:200]})"
 
 
-def snapshot(names, namespace: dict) -> dict:
+def snapshot(names, namespace: dict, rows: bool = True) -> dict:
     """The Azure variables of the environment and, for each name, what the namespace holds."""
     return {
         "env": {name: os.environ.get(name) for name in ENV_NAMES},
-        "vars": {name: describe(namespace[name]) if name in namespace else {"kind": "undefined"} for name in names},
+        "vars": {name: describe(namespace[name], rows) if name in namespace else {"kind": "undefined"}
+                 for name in names},
     }
 
 
@@ -111,4 +117,4 @@ def report(names, namespace: dict | None = None) -> None:
 
     if namespace is None:
         namespace = get_ipython().user_ns
-    display({MIME: json.dumps(snapshot(names, namespace), ensure_ascii=False, default=str)}, raw=True)
+    display({MIME: json.dumps(snapshot(names, namespace, rows=False), ensure_ascii=False, default=str)}, raw=True)
