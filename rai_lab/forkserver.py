@@ -26,6 +26,7 @@ import json
 import os
 import signal
 import socket
+import shutil
 import struct
 import sys
 import tempfile
@@ -131,16 +132,16 @@ def _limit(kind: int, value) -> None:
 
 
 def _clear_sandbox() -> None:
-    """Kill every other process of this sandbox (its PID namespace), then empty its writable folders."""
-    import shutil
-
+    """Kill every other process of this sandbox (its PID namespace), then empty its writable folders and
+    remove the System V IPC objects left in its IPC namespace."""
     for _ in range(200):
         try:
             os.kill(-1, signal.SIGKILL)  # every process this one may signal, but itself and PID 1: the sandbox's
         except ProcessLookupError:
             break
         time.sleep(0.005)
-    for folder in (os.environ.get("HOME", ""), tempfile.gettempdir()):
+    _remove_sysv_ipc()
+    for folder in (os.environ.get("HOME", ""), tempfile.gettempdir(), "/dev/shm"):
         if not folder or not os.path.isdir(folder):
             continue
         for entry in os.scandir(folder):
@@ -158,6 +159,23 @@ def _clear_sandbox() -> None:
                     os.unlink(entry.path)
             except OSError:
                 pass
+
+
+def _remove_sysv_ipc() -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for table, remove in (("shm", libc.shmctl), ("sem", libc.semctl), ("msg", libc.msgctl)):
+        try:
+            with open(f"/proc/sysvipc/{table}", encoding="ascii") as handle:
+                ids = [int(line.split()[1]) for line in handle.readlines()[1:] if line.strip()]
+        except (OSError, ValueError, IndexError):
+            continue
+        for ident in ids:
+            if table == "sem":
+                remove(ident, 0, 0, None)  # IPC_RMID
+            else:
+                remove(ident, 0, None)
 
 
 def _kill_descendants_of(pid: int) -> None:

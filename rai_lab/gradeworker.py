@@ -121,7 +121,8 @@ class Slot:
                 os.chown(folder, owner, owner)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(self.control / "forkserver"))
-        serve = [sys.executable, "-m", "rai_lab.forkserver", "serve", "--fd", str(listener.fileno()),
+        # -P: nothing is imported from the learner's folder (the server's working folder), ever.
+        serve = [sys.executable, "-P", "-m", "rai_lab.forkserver", "serve", "--fd", str(listener.fileno()),
                  "--memory", str(self.limits.memory), "--file-size", str(self.limits.file_size)]
         env = sandbox.base_environment(self.settings["lang"])
         if self.sealed:

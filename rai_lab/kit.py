@@ -14,9 +14,8 @@ from rai_lab.errors import CassetteError, RaiLabError
 from rai_lab.messages import detect_lang, say
 
 MODES = ("replay", "live")
-# Set by `rai-lab grade` for the learner's kernel: replay only, from the cassette it chose.
+# Set by `rai-lab grade` for the learner's kernel: replay only, answered by its replay service (rai_lab.replay).
 GRADING_ENV = "RAI_LAB_GRADING"
-GRADING_CASSETTE_ENV = "RAI_LAB_GRADING_CASSETTE"
 LAB_DATAFRAMES = ("neutral_df", "loaded_df")
 
 
@@ -58,8 +57,8 @@ def start(mode: str = "replay", deployment: str = "gpt-35-turbo", cassette=None,
     """Start the kit: calls replayed from (or recorded to) a cassette, then the Spark session."""
     global _current
     lang = detect_lang(lang)
-    if os.environ.get(GRADING_ENV):
-        mode, cassette = "replay", os.environ.get(GRADING_CASSETTE_ENV) or None
+    if os.environ.get(GRADING_ENV):  # graded: replay only (from the grader's replay service when it gives one)
+        mode, cassette = "replay", None
     if mode not in MODES:
         raise RaiLabError(say("bad_mode", lang, mode=mode))
     if _current is not None:  # the kit cell was run again: leave the previous cassette first

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import secrets
 import threading
 from dataclasses import dataclass, field
@@ -46,6 +47,10 @@ class Session:
         with self.lock:
             self.deployment = str(deployment)[:100]
             path = self.own or paths.reference_cassette(self.deployment)
+            if not self.own and (not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.deployment)
+                                 or path.resolve().parent != paths.CASSETTES.resolve()):
+                self.cassette = None  # a name, never a path: the kernel picks among the course's cassettes only
+                return {"error": f"no recorded cassette for the deployment {self.deployment!r}"}
             try:
                 cassettes.load_safely(path)
             except CassetteError as err:

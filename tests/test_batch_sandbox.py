@@ -162,3 +162,89 @@ def test_killing_the_launcher_kills_its_kernel(warm_kernels, tmp_path):
     km.provisioner.process.kill()
     assert wait_gone(kernels[0].pid)
     km.cleanup_resources()
+
+
+@pytest.fixture
+def sealed_slot(tmp_path):
+    """A grading worker's slot as `rai-lab grade` builds it: bubblewrap, its fork server, its kernelspec."""
+    from rai_lab import gradeworker
+
+    batch = sandbox.batch_folder()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    sandbox.passwd_file(batch, {sandbox.UID_BASE + 1: "learner"})
+    settings = {"index": 0, "ipc": str(batch), "logs": str(logs), "trusted": False, "lang": "en",
+                "limits": vars(sandbox.Limits())}
+    saved = dict(os.environ)
+    slot = gradeworker.Slot(settings)
+    slot.environment()
+    slot.start()
+    try:
+        yield slot
+    finally:
+        slot.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+        import shutil
+
+        shutil.rmtree(batch, ignore_errors=True)
+
+
+def _kernel(env: dict | None = None):
+    km = KernelManager(kernel_name="rai-lab-sandbox")
+    km.start_kernel(env={**os.environ, **(env or {})})
+    client = km.client()
+    client.start_channels()
+    client.wait_for_ready(timeout=60)
+    return km, client
+
+
+LEAVE_TRACES = """
+import ctypes, os, subprocess, sys
+for path in (os.path.expanduser("~/planted.txt"), "/tmp/planted.txt", "/dev/shm/planted.txt"):
+    try:
+        open(path, "w").write("from the last learner")
+    except OSError as err:
+        print("no", path, err)
+libc = ctypes.CDLL(None)
+print("shm", libc.shmget(0, 4096, 0o1666))  # IPC_PRIVATE | IPC_CREAT, readable by all
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True)
+print(os.getuid(), os.environ.get("HOME"), ",".join(sorted(os.environ)))
+print(open("/proc/1/cmdline").read().replace("\\0", " "))
+"""
+
+LOOK_AROUND = """
+import glob, os
+found = glob.glob(os.path.expanduser("~/*")) + glob.glob("/tmp/*") + glob.glob("/dev/shm/*")
+print(sorted(p for p in found if not p.startswith("/tmp/rai-lab-kernel-")))  # but this kernel's connection file
+print(open("/proc/sysvipc/shm").read().count("\\n") - 1)
+print(sorted(int(p) for p in os.listdir("/proc") if p.isdigit()))
+"""
+
+
+def test_a_sealed_slot_gives_each_kernel_a_clean_sandbox(sealed_slot):
+    """What one learner's kernel leaves (files, a shared-memory segment, a daemon) is gone before the next
+    kernel starts; a kernel runs as an unprivileged uid with the allowlist environment only."""
+    km, client = _kernel({"RAI_LAB_REPLAY": "http://127.0.0.1:9/t", "GRADER_SECRET": "canary-slot-31f"})
+    try:
+        first = run_code(client, LEAVE_TRACES)
+    finally:
+        client.stop_channels()
+        km.shutdown_kernel(now=True)
+    lines = first["stdout"].splitlines()
+    assert not [line for line in lines if line.startswith("no ") and "/dev/shm" not in line]  # /dev/shm: not even writable
+    assert int(lines[1].split()[1]) >= 0  # a segment was made
+    uid, home, names = lines[2].split(" ")
+    assert int(uid) == sandbox.UID_BASE + 1 and home == sandbox.SCRATCH
+    assert "GRADER_SECRET" not in names.split(",") and "RAI_LAB_REPLAY" in names.split(",")
+    # PID 1 is `bwrap --args N -- <the fork server>`: its mounts, and so the grader's folders, are not shown
+    assert "--args" in lines[3] and sealed_slot.settings["ipc"] not in lines[3] and "--bind" not in lines[3]
+    sealed_slot.ready_for_next()
+    km, client = _kernel()
+    try:
+        second = run_code(client, LOOK_AROUND)["stdout"].splitlines()
+    finally:
+        client.stop_channels()
+        km.shutdown_kernel(now=True)
+    assert second[0] == "[]" and second[1] == "0"
+    assert len(eval(second[2])) <= 3  # bubblewrap's init, the fork server, this kernel: no daemon

@@ -367,3 +367,25 @@ def test_feedback_shows_nothing_of_the_grader_machine(hostile):
             leaks += [str(ROOT), str(hostile["work"]), str(hostile["base"])]
         for leak in leaks:
             assert leak not in text, (learner, leak)
+
+
+def test_the_replay_service_serves_a_learner_its_own_session_only(tmp_path):
+    """A kernel names a deployment, never a path (no other learner's cassette, no file of the grader's), and
+    without its session's token it is refused."""
+    import http.client
+
+    from rai_lab import replay
+
+    service = replay.ReplayService()
+    url, session = service.open("fr")
+    for name in ("../../../etc/passwd", "../responsible-ai/gpt-35-turbo", str(tmp_path / "cassette"), ".hidden"):
+        assert "error" in session.start(name), name
+        assert session.cassette is None
+    assert session.start("gpt-35-turbo")["count"] == 40
+    connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
+    connection.request("POST", "/not-a-token/openai/deployments/gpt-35-turbo/chat/completions", body=b"{}")
+    assert connection.getresponse().status == 403
+    remote = replay.RemoteReplay(url, "fr")
+    assert remote.start("gpt-4o")["count"] == 40
+    service.close(url)
+    assert "refused" in replay.RemoteReplay(url, "fr").start("gpt-35-turbo")["error"]
