@@ -36,7 +36,7 @@ class NetworkRefused(PermissionError):
 
 
 # The batch server's Spark settings beyond sparkserver's own.
-BATCH_SPARK_CONF = {"spark.sql.codegen.wholeStage": "false"}
+BATCH_SPARK_CONF = {"spark.sql.codegen.wholeStage": "false", "spark.driver.memory": "640m"}
 
 
 def bring_loopback_up() -> None:
@@ -325,10 +325,12 @@ def hold(spark_state: str | None, port: int | None = None) -> int:
     url = None
     try:
         if state:
-            # A batch lasts minutes: the JIT's quick tier only, which leaves the 2 cores to the kernels;
-            # and no whole-stage code generation, whose compile time the lab's small queries never win back.
-            url = sparkserver.start(port=port or sparkserver.DEFAULT_PORT, state=state,
-                                    java_options=os.environ.get("RAI_LAB_BATCH_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1"),
+            # A batch lasts minutes: the JIT's quick tier only, which leaves the 2 cores to the kernels; the
+            # serial collector and a 640 MB heap (BATCH_SPARK_CONF), which keep the JVM near 600 MB (G1 and the
+            # default heap: 850 MB); and no whole-stage code generation, whose compile time the lab's small
+            # queries never win back.
+            options = os.environ.get("RAI_LAB_BATCH_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+            url = sparkserver.start(port=port or sparkserver.DEFAULT_PORT, state=state, java_options=options,
                                     conf=BATCH_SPARK_CONF).url
     except Exception as err:  # noqa: BLE001 - reported to the grader, which says it to the instructor
         print(json.dumps({"error": f"{type(err).__name__}: {err}"}), flush=True)
