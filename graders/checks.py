@@ -126,7 +126,10 @@ TEXT = {
 }
 
 
-# The variables each check reads; the Azure environment variables are always in the snapshot.
+# Checks that read only the calls the learner made (the grader's replay log): no snapshot of the kernel.
+CALLS_ONLY = {"calls_ten_made", "calls_prompts_in_order", "calls_system_prompt", "calls_deployment_max_tokens",
+              "bonus_samples_baseline", "bonus_mitigation_run"}
+# The variables each other check reads; the Azure environment variables are always in the snapshot.
 NEEDS = {
     "answers_lists": ("neutral_answers", "loaded_answers"),
     "neutral_df_built": ("neutral_df", "neutral_answers"),

@@ -156,24 +156,12 @@ class SealedExecute(Execute):
 
         checks = evidence.load_checks()
         name = cell.metadata["nbgrader"].get("grade_id", "")
-        names = list(checks.NEEDS.get(name, ()))
-        probe = NotebookNode(cell_type="code", source=f"__import__('rai_lab.evidence').evidence.report({names!r})",
-                             metadata={}, outputs=[], execution_count=None)
-        self._run(probe, index, store_history=False)
-        self.nb.cells[index] = cell  # nbclient puts the cell it ran (the probe) at `index`: the check cell stays
-        if self.job.stopped:  # the kernel died or hung while answering
-            cell.outputs = [_error("NotRun", say("not_run_stopped", self.job.lang, why=self.job.stopped["message"]))]
-            return
         snapshot = {"env": {}, "vars": {}}
-        for output in probe.outputs:
-            raw = output.get("data", {}).get(evidence.MIME) if output.get("output_type") == "display_data" else None
-            if isinstance(raw, str) and len(raw) <= evidence.MAX_CHARS:
-                try:
-                    found = json.loads(raw)
-                except ValueError:
-                    continue
-                if isinstance(found, dict):
-                    snapshot = found
+        if name not in checks.CALLS_ONLY:  # the calls are the replay service's: only the rest is asked of the kernel
+            snapshot = self._snapshot(list(checks.NEEDS.get(name, ())), cell, index)
+            if snapshot is None:  # the kernel died or hung while answering
+                cell.outputs = [_error("NotRun", say("not_run_stopped", self.job.lang, why=self.job.stopped["message"]))]
+                return
         if self.job.spark is not None:
             evidence.rerun_frames(snapshot, self.job.spark)
         session = self.job.session
@@ -189,7 +177,26 @@ class SealedExecute(Execute):
             verdict = {"passed": False, "message": f"{type(err).__name__}: {str(err)[:300]}"}
         self.job.verdicts[name] = verdict
         cell.outputs = [] if verdict["passed"] else [_error("CheckFailed", verdict["message"])]
-        cell.execution_count = probe.get("execution_count")
+
+    def _snapshot(self, names: list[str], cell, index) -> dict | None:
+        """What the kernel's variables `names` hold (rai_lab.evidence.report), as plain data; None if it stopped."""
+        probe = NotebookNode(cell_type="code", source=f"__import__('rai_lab.evidence').evidence.report({names!r})",
+                             metadata={}, outputs=[], execution_count=None)
+        self._run(probe, index, store_history=False)
+        self.nb.cells[index] = cell  # nbclient puts the cell it ran (the probe) at `index`: the check cell stays
+        if self.job.stopped:
+            return None
+        snapshot = {"env": {}, "vars": {}}
+        for output in probe.outputs:
+            raw = output.get("data", {}).get(evidence.MIME) if output.get("output_type") == "display_data" else None
+            if isinstance(raw, str) and len(raw) <= evidence.MAX_CHARS:
+                try:
+                    found = json.loads(raw)
+                except ValueError:
+                    continue
+                if isinstance(found, dict):
+                    snapshot = found
+        return snapshot
 
     # -- output size -----------------------------------------------------------------------------
     def output(self, outs, msg, display_id, cell_index):
