@@ -243,6 +243,11 @@ def unavailable(lang: str = "en") -> str | None:
         return f"not Linux ({sys.platform}): " + FIX_IT[lang]
     if not shutil.which("bwrap"):
         return "bubblewrap (bwrap) is not installed: " + FIX_IT[lang]
+    if os.geteuid() != 0:
+        # Built by root, each sandbox runs its kernels as a uid of their own, and the workers join the batch's
+        # network namespace; without root neither holds (and that path is untested), so it is not offered.
+        return ("rai-lab grade builds its sandbox as root, to run each learner's kernel as an unprivileged uid of its "
+                "own: run it as root (sudo, or a Linux container or virtual machine of your own); " + FIX_IT[lang])
     probe = bwrap_command(UID_BASE, network=False, binds=[], env=base_environment(lang), chdir=SCRATCH, scratch=1 << 20)
     try:
         done = subprocess.run([*probe, sys.executable, "-c", "import rai_lab.forkserver"], capture_output=True,

@@ -408,3 +408,21 @@ def test_intake_says_a_deleted_locked_cell_is_not_restored(tmp_path):
     assert (sub.learner, sub.source) == ("Élodie_Dupont", "Élodie Dupont.ipynb")
     assert any("ont été supprimées (create_client) : elles n'ont pas pu être rétablies" in n for n in sub.notes)
     assert not any("rétablie pour la notation" in n for n in sub.notes)
+
+
+def test_grading_untrusted_notebooks_needs_root(tmp_path):
+    """Not root: the sandbox could not run kernels as a uid of their own, so grading is refused, saying so."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="rai-lab-nonroot-"))
+    try:
+        os.chmod(folder, 0o777)
+        done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
+                               "rai_lab", "grade", str(SUBMISSIONS), "--out", str(folder / "out"), "--work",
+                               str(folder / "work"), "--no-progress"],
+                              capture_output=True, text=True, cwd=ROOT, env={**os.environ, "HOME": str(folder)}, timeout=120)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "builds its sandbox as root" in done.stderr and "--trusted" in done.stderr
+        assert not (folder / "out").exists()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
