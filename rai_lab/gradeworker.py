@@ -255,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
             seconds["feedback"] = time.monotonic() - started
             log += (feedback.get("log") or "") + (feedback.get("error") or "")
         answer = {"learner": learner, "success": bool(done.get("success")), "log": log, "seconds": seconds,
-                  "stopped": run.stopped, "interrupted": run.interrupted, "verdicts": run.verdicts, "cells": run.seconds, "calls": len(session.calls)}
+                  "stopped": run.stopped, "interrupted": run.interrupted, "verdicts": run.verdicts,
+                  "cells": run.seconds, "calls": len(session.calls)}
         results.write(json.dumps(answer) + "\n")
     slot.stop()
     return 0

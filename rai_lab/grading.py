@@ -152,6 +152,11 @@ class Grader:
         self.timings: dict = {"notebooks": {}, "worker_start_s": []}
 
     @property
+    def sandbox_kind(self) -> str:
+        """What grades.csv says of the sandbox a learner was graded in."""
+        return "none" if self.trusted else "bubblewrap"
+
+    @property
     def sandbox_summary(self) -> str:
         if self.trusted:
             return "none (--trusted: learners' code ran with the grader's rights)"
@@ -322,7 +327,7 @@ class Grader:
     # -- one learner ---------------------------------------------------------------------------------------
     def new_outcome(self, sub: intake.Submission) -> Outcome:
         outcome = Outcome(learner=sub.learner, source=sub.source, notes=list(sub.notes), digest=sub.digest,
-                          sandbox="none" if self.trusted else "bubblewrap")
+                          sandbox=self.sandbox_kind)
         table = rubric()
         outcome.max_score, outcome.bonus_max = split_points({name: item["points"] for name, item in table.items()})
         outcome.checks = {name: 0.0 for name in table}
@@ -419,7 +424,7 @@ class Grader:
             self.kept = 0
             for sub in submissions:
                 cached = kept.get(sub.learner)
-                if cached and cached.get("digest") == sub.digest and cached.get("sandbox") == self.new_outcome(sub).sandbox:
+                if cached and cached.get("digest") == sub.digest and cached.get("sandbox") == self.sandbox_kind:
                     outcomes[sub.learner] = Outcome(**cached)
                     self.kept += 1
                 elif sub.problem:

@@ -152,8 +152,6 @@ class SealedExecute(Execute):
 
     def _judge(self, cell, index) -> None:
         """Ask the kernel for the snapshot this check reads; judge it here; write the verdict as the cell's output."""
-        from rai_lab.errors import RaiLabError
-
         checks = evidence.load_checks()
         name = cell.metadata["nbgrader"].get("grade_id", "")
         snapshot = {"env": {}, "vars": {}}
@@ -171,8 +169,6 @@ class SealedExecute(Execute):
             verdict = {"passed": True, "message": ""}
         except checks.CheckFailed as failed:
             verdict = {"passed": False, "message": str(failed)}
-        except (KeyError, RaiLabError) as err:
-            verdict = {"passed": False, "message": f"{type(err).__name__}: {err}"}
         except Exception as err:  # noqa: BLE001 - an odd value of the learner's becomes feedback, never a crash
             verdict = {"passed": False, "message": f"{type(err).__name__}: {str(err)[:300]}"}
         self.job.verdicts[name] = verdict

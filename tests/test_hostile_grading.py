@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import shutil
 import sqlite3
 import textwrap
@@ -22,7 +21,7 @@ import nbformat
 import psutil
 import pytest
 from conftest import ROOT, rai_lab_command
-from make_submissions import ENV_OK, exercise_only, filled, released, write
+from make_submissions import exercise_only, filled, write
 
 from rai_lab import sandbox
 
