@@ -12,10 +12,12 @@ Each worker owns:
 - nbgrader's autograde with `rai_lab.sealed.SealedExecute`, which judges each check here, not in
   the kernel.
 
-Protocol: the grader sends one JSON job per line on stdin ({"learner", "cassette"}); the worker
-answers one JSON line per job on its original stdout ({"learner", "success", "log", "seconds",
-"stopped", "verdicts", "calls"}); anything else the worker or nbgrader prints goes to stderr. The
-grader kills a worker (and so its sandbox) whose notebook goes over the time limit.
+Protocol: the worker takes its settings as one JSON argument (`Grader.worker_settings`), prints
+{"ready": true}, then reads one JSON job per line on stdin ({"learner", "cassette", "cell_limit",
+"notebook_limit"}) and answers one JSON line per job on its original stdout ({"learner", "success",
+"log", "seconds", "stopped", "interrupted", "verdicts", "cells", "calls"}); anything else the worker
+or nbgrader prints goes to stderr. The grader kills a worker (and so its sandbox) whose notebook
+goes well over its time limit (the notebook limit is enforced inside, by `rai_lab.sealed`).
 """
 
 from __future__ import annotations
