@@ -261,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                   "cells": run.seconds, "calls": len(session.calls)}
         results.write(json.dumps(answer) + "\n")
     slot.stop()
+    service.stop()
     return 0
 
 

@@ -87,6 +87,13 @@ class Session:
         return response["status"]["code"], kept, raw
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """A learner's kernel that drops its connection is its own business: no traceback in the worker's log."""
+
+
 class ReplayService:
     """An HTTP server on 127.0.0.1 (the batch's loopback) with one session per learner token."""
 
@@ -128,8 +135,7 @@ class ReplayService:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -141,6 +147,10 @@ class ReplayService:
 
     def close(self, url: str) -> None:
         self.sessions.pop(url.rsplit("/", 1)[-1], None)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 # -- the kernel's side ------------------------------------------------------------------------------

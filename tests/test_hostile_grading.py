@@ -388,3 +388,5 @@ def test_the_replay_service_serves_a_learner_its_own_session_only(tmp_path):
     assert remote.start("gpt-4o")["count"] == 40
     service.close(url)
     assert "refused" in replay.RemoteReplay(url, "fr").start("gpt-35-turbo")["error"]
+    connection.close()
+    service.stop()
