@@ -141,10 +141,13 @@ def _clear_sandbox() -> None:
             break
         time.sleep(0.005)
     _remove_sysv_ipc()
+    mounts = _mount_points()
     for folder in (os.environ.get("HOME", ""), tempfile.gettempdir(), "/dev/shm"):
         if not folder or not os.path.isdir(folder):
             continue
         for entry in os.scandir(folder):
+            if any(m == entry.path or m.startswith(entry.path + "/") for m in mounts):
+                continue  # the kit or the venv mounted read-only under /tmp (a clone there): not ours to empty
             try:
                 if entry.is_dir(follow_symlinks=False):
                     for root, dirs, _ in os.walk(entry.path):
@@ -159,6 +162,14 @@ def _clear_sandbox() -> None:
                     os.unlink(entry.path)
             except OSError:
                 pass
+
+
+def _mount_points() -> list[str]:
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8") as handle:
+            return [line.split()[4] for line in handle if len(line.split()) > 4]
+    except OSError:
+        return []
 
 
 def _remove_sysv_ipc() -> None:

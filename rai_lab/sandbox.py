@@ -166,9 +166,9 @@ def _system_view() -> list[str]:
 def _walkable(args: list[str]) -> list[str]:
     """bubblewrap makes the folders it creates above a mount 0700: let the sandbox's uid walk through them."""
     bound = [args[i + 2] for i, a in enumerate(args) if a in ("--bind", "--ro-bind", "--ro-bind-try")]
-    mounted = bound + [args[i + 1] for i, a in enumerate(args) if a == "--tmpfs"]
-    above = sorted({str(p) for m in mounted for p in Path(m).parents if str(p) != "/" and not _inside(str(p), bound)},
-                   key=len)
+    tmpfs = [args[i + 1] for i, a in enumerate(args) if a == "--tmpfs"]  # 1777 already: left as they are
+    above = sorted({str(p) for m in bound + tmpfs for p in Path(m).parents
+                    if str(p) != "/" and not _inside(str(p), bound) and str(p) not in tmpfs}, key=len)
     return [arg for folder in above for arg in ("--chmod", "0755", folder)]
 
 
@@ -209,12 +209,13 @@ def bwrap_command(uid: int | None, *, network: bool, binds: list[str], env: dict
         command += ["--unshare-net"]
     for name, value in env.items():
         command += ["--setenv", name, value]
+    # The private tmpfs first: the kit (a clone under /tmp, say) is then mounted over them, not hidden by them.
+    for folder in ("/tmp", SCRATCH):
+        command += ["--size", str(scratch), "--tmpfs", folder, "--chmod", "1777", folder]
     command += _system_view()
     if etc is not None:
         for name in ("passwd", "group", "hosts"):
             command += ["--ro-bind", str(etc / name), f"/etc/{name}"]
-    for folder in ("/tmp", SCRATCH):
-        command += ["--size", str(scratch), "--tmpfs", folder, "--chmod", "1777", folder]
     command += binds
     command += _walkable(command)
     if info_fd is not None:

@@ -215,8 +215,10 @@ print(open("/proc/1/cmdline").read().replace("\\0", " "))
 
 LOOK_AROUND = """
 import glob, os
+import sys, rai_lab
 found = glob.glob(os.path.expanduser("~/*")) + glob.glob("/tmp/*") + glob.glob("/dev/shm/*")
-print(sorted(p for p in found if not p.startswith("/tmp/rai-lab-kernel-")))  # but this kernel's connection file
+kit = (sys.prefix, rai_lab.__file__)  # a kit cloned under /tmp is mounted there, read-only
+print(sorted(p for p in found if not p.startswith("/tmp/rai-lab-kernel-") and not any(k.startswith(p + "/") for k in kit)))
 print(open("/proc/sysvipc/shm").read().count("\\n") - 1)
 print(sorted(int(p) for p in os.listdir("/proc") if p.isdigit()))
 """
