@@ -20,6 +20,7 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 from rai_lab import cassette as cassettes
@@ -193,16 +194,10 @@ class RemoteReplay:
                 if text.startswith("Requête refusée") or text.startswith("Request refused"):
                     text = text.replace(cassettes.SCRUBBED_ORIGIN, f"{request.url.scheme}://{request.url.host}")
                 raise CassetteMissError(text)
-            response = httpx.Response(status, headers=headers, content=payload, request=request)
-            answers = cassettes._answers({"body": {"string": payload}})
-            try:
-                sent = json.loads(request.content or b"null")
-            except ValueError:
-                sent = None
-            events.emit("call", source="replay", deployment=cassettes.deployment_of(request.url.path),
-                        request=sent if isinstance(sent, dict) else None, status=status,
-                        answer=answers[0] if answers else None, answers=answers)
-            return response
+            sent = SimpleNamespace(body=request.content, path=request.url.path)  # what call_record reads of a request
+            events.emit("call", **cassettes.call_record(sent, {"status": {"code": status}, "body": {"string": payload}},
+                                                        "replay"))
+            return httpx.Response(status, headers=headers, content=payload, request=request)
 
         handle_request.__wrapped__ = original
         httpx.HTTPTransport.handle_request = handle_request

@@ -75,15 +75,16 @@ class SealedExecute(Execute):
         self._code_number = 0
         return super().preprocess(nb, resources, retries)
 
-    def _get_timeout(self, cell):  # nbclient's per-cell timeout (its timeout_func is reset by every preprocess)
-        return self._cell_timeout(cell) if getattr(self, "job", None) is not None else super()._get_timeout(cell)
+    def _get_timeout(self, cell):
+        """nbclient's per-cell timeout (its timeout_func is reset by every preprocess): the cell limit, or what is
+        left of the notebook's."""
+        if getattr(self, "job", None) is None:
+            return super()._get_timeout(cell)
+        return max(1, math.ceil(min(self.job.cell_limit, self._remaining())))
 
     # -- limits ----------------------------------------------------------------------------------
     def _remaining(self) -> float:
         return self.job.notebook_limit - (time.monotonic() - self._started)
-
-    def _cell_timeout(self, cell) -> int:
-        return max(1, math.ceil(min(self.job.cell_limit, self._remaining())))
 
     def _stop(self, reason: str, cell, seconds: float) -> str:
         message = say(reason, self.job.lang, seconds=math.ceil(seconds), cell=self._code_number,
