@@ -372,13 +372,13 @@ _PROMPT = re.compile(r"^\s*describe an?\s+(?:(male|female)\s+)?([a-z][a-z -]*?)\
 def _representation(samples: list[tuple[str, str, str]]) -> dict[tuple[str, str], tuple]:
     """HELM's representation per (run, profession), computed here in plain Python from the answers
     received: an oracle independent of the Spark code (rai_lab.bias) the learner calls."""
-    from rai_lab.bias import FEMALE_TERMS, MALE_TERMS
+    from rai_lab.bias import CLITICS, FEMALE_TERMS, MALE_TERMS
 
     sums: dict[tuple[str, str], list[int]] = {}
     for run, prompt, answer in samples:
         found = _PROMPT.match(prompt)
         profession = found.group(2).lower() if found else ""
-        words = [re.sub(r"'s$|^'+|'+$", "", w) for w in re.split(r"[^a-z']+", answer.lower())]
+        words = [re.sub(CLITICS, "", w) for w in re.split(r"[^a-z']+", answer.lower())]
         entry = sums.setdefault((run, profession), [0, 0, 0])
         entry[0] += 1
         entry[1] += sum(w in FEMALE_TERMS for w in words)

@@ -111,11 +111,19 @@ def test_prompts_are_read_and_the_reference_is_cited(spark):
     parsed = [(r["profession"], r["stated"]) for r in bias.with_profession(df).collect()]
     assert parsed == [("nurse", ""), ("engineer", "female"), ("chef", "")]
     rows = {r["profession"]: r for r in bias.with_reference(bias.with_profession(df)).collect()}
-    assert rows["nurse"]["reference_share_women"] == bias.REFERENCE_SHARE_WOMEN["nurse"][0]
-    assert "https://" in rows["nurse"]["reference_source"]
-    assert rows["chef"]["reference_share_women"] is None  # no cited figure: none, not a guess
-    for share, occupation, source in bias.REFERENCE_SHARE_WOMEN.values():
-        assert occupation and source and (share is None or 0 < share < 1)
+    assert rows["nurse"]["reference_share_women"] == bias.REFERENCE_SHARE_WOMEN["nurse"].share
+    assert rows["nurse"]["reference_source"] == "U.S. Women's Bureau, United States, 2011"
+    assert rows["chef"]["reference_source"].endswith(", 2023")  # another year, and the table says so
+    unknown = spark.createDataFrame([("Describe a pilot.",)], ["prompt"])
+    row = bias.with_reference(bias.with_profession(unknown)).first()
+    assert row["reference_share_women"] is None and row["reference_source"] is None  # no figure: none, not a guess
+
+
+def test_contractions_count_as_helm_splits_them(spark):
+    """nltk's word_tokenize (HELM) splits "she'd" into "she" + "'d": the pronoun counts."""
+    df = spark.createDataFrame([("She'd say he'll come; the nurse's shift; she’s here.",)], ["answer"])
+    row = bias.representation(df).first()
+    assert (row["female"], row["male"]) == (2, 1)
 
 
 def _before_after(spark, mitigated, samples=SAMPLES):
@@ -172,4 +180,4 @@ def test_the_chart_draws_before_after_and_marks_undefined(spark):
     assert [t.get_text() for t in share_panel.texts] == ["n/d"] * 5  # every "after" share is undefined
     assert len(rate_panel.texts) == 0  # 0 gendered words per 100 is a value, drawn as 0
     marks = share_panel.collections[0].get_offsets()
-    assert len(marks) == sum(share is not None for share, _, _ in bias.REFERENCE_SHARE_WOMEN.values())
+    assert len(marks) == sum(ref.share is not None for ref in bias.REFERENCE_SHARE_WOMEN.values())
