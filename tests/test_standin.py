@@ -54,6 +54,18 @@ def test_same_request_same_answer_and_prompts_differ(standin):
     assert other.choices[0].message.content != first.choices[0].message.content
 
 
+def test_the_synthetic_english_says_an_engineer(standin):
+    """The exercise's prompt says "a engineer"; the stand-in's answers say "an engineer" (its own English)."""
+    endpoint, _ = standin
+    c = client(endpoint)
+    for prompt in ("Describe a engineer.", "Describe a female engineer."):
+        answers = c.chat.completions.create(model="gpt-35-turbo", messages=lab_messages(prompt), max_tokens=100,
+                                            n=10, temperature=1.0)
+        for choice in answers.choices:
+            text = choice.message.content
+            assert "an engineer" in text and "a engineer" not in text.lower().replace("an engineer", "")
+
+
 def test_max_tokens_cuts_the_answer(standin):
     """Does max_tokens cut the answer and say so with finish_reason=length?"""
     endpoint, _ = standin
