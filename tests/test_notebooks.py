@@ -21,7 +21,7 @@ HEADINGS = {
         "Installer les bibliothèques nécessaires",
         "Créer une nouvelle instance Notebook",
         "Implémenter des pratiques d’IA responsable",
-        "Aller plus loin : mesurer le biais, l’atténuer, mesurer à nouveau",
+        "Aller plus loin\u00a0: mesurer le biais, l’atténuer, mesurer à nouveau",
         "Nettoyage",
     ],
     "en": [
@@ -31,9 +31,9 @@ HEADINGS = {
         "Deploy the required model",
         "Provision an Azure Databricks workspace",
         "Create a cluster",
-        "Install the required libraries",
+        "Install required libraries",
         "Create a new notebook",
-        "Implement Responsible AI practices",
+        "Implement Responsible AI Practices",
         "Going further: measure the bias, mitigate it, measure again",
         "Clean up",
     ],
@@ -41,8 +41,8 @@ HEADINGS = {
 # The seed's settings a learner must find beside the exercise.
 SETTINGS = {
     "fr": ["USA Est 2", "Centre-Nord des États-Unis", "Suède Centre", "Suisse Ouest", "Standard S0",
-           "5 000", "Standard_D4ds_v5", "nœud unique", "*20* **minutes d’inactivité**", "openai==1.42.0",
-           "2023-03-15-preview", "13.3 LTS", "Spark > **3.4***", "*Premium* ou *Évaluation*"],
+           "5\u00a0000", "Standard_D4ds_v5", "nœud unique", "*20*\u00a0**minutes d’inactivité**", "openai==1.42.0",
+           "2023-03-15-preview", "13.3 LTS", "Spark\u00a0> **3.4***", "*Premium* ou *Évaluation*"],
     "en": ["East US 2", "North Central US", "Sweden Central", "Switzerland West", "Standard S0",
            "5K", "Standard_D4ds_v5", "Single Node", "*20* **minutes of inactivity**", "openai==1.42.0",
            "2023-03-15-preview", "13.3 LTS", "Spark > **3.4***", "*Premium* or *Trial*"],

@@ -2,7 +2,7 @@
 # MAGIC %md
 # MAGIC # Responsible AI with Large Language Models using Azure Databricks and Azure OpenAI
 # MAGIC
-# MAGIC Integrating Large Language Models (LLMs) into Azure Databricks and Azure OpenAI offers a powerful platform for responsible AI development. These sophisticated transformer-based models excel at natural language processing tasks, enabling developers to innovate rapidly while upholding the principles of fairness, reliability, safety, privacy, security, inclusiveness, transparency, and accountability.
+# MAGIC Integrating Large Language Models (LLMs) into Azure Databricks and Azure OpenAI offers a powerful platform for responsible AI development. These sophisticated transformer-based models excel in natural language processing tasks, enabling developers to innovate rapidly while adhering to principles of fairness, reliability, safety, privacy, security, inclusiveness, transparency, and accountability.
 # MAGIC
 # MAGIC This lab will take approximately **20** minutes to complete.
 # MAGIC
@@ -15,7 +15,7 @@
 # MAGIC
 # MAGIC You'll need an [Azure subscription](https://azure.microsoft.com/free) in which you have administrative-level access.
 # MAGIC
-# MAGIC > **Offline**: in `replay` mode no subscription is needed. Read the provisioning sections below to learn what you would do in Azure, then go to **Create a new notebook**.
+# MAGIC > **rai-lab (offline)**: in `replay` mode no subscription is needed. Read the provisioning sections below to learn what you would do in Azure, then go to **Create a new notebook**.
 
 # COMMAND ----------
 
@@ -39,7 +39,7 @@
 # MAGIC > \* Azure OpenAI resources are constrained by regional quotas. The listed regions include default quota for the model type(s) used in this exercise. Randomly choosing a region reduces the risk of a single region reaching its quota limit in scenarios where you are sharing a subscription with other users. In the event of a quota limit being reached later in the exercise, there's a possibility you may need to create another resource in a different region.
 # MAGIC
 # MAGIC 3. Wait for deployment to complete. Then go to the deployed Azure OpenAI resource in the Azure portal.
-# MAGIC 4. In the left pane, under **Resource Management**, select **Keys and Endpoints**.
+# MAGIC 4. In the left pane, under **Resource Management**, select **Keys and Endpoint**.
 # MAGIC 5. Copy the endpoint and one of the available keys as you will use it later in this exercise.
 
 # COMMAND ----------
@@ -51,7 +51,7 @@
 # MAGIC
 # MAGIC > **Note**: As you use Azure AI Studio, message boxes suggesting tasks for you to perform may be displayed. You can close these and follow the steps in this exercise.
 # MAGIC
-# MAGIC 1. In the Azure portal, on the **Overview** page for your Azure OpenAI resource, scroll down to the **Get Started** section and select the button to go to **AI Studio**.
+# MAGIC 1. In the Azure portal, on the **Overview** page for your Azure OpenAI resource, scroll down to the **Get Started** section and select the button to go to **Azure AI Studio**.
 # MAGIC 2. In Azure AI Studio, in the pane on the left, select the **Deployments** page and view your existing model deployments. If you don't already have one, create a new deployment of the **gpt-35-turbo** model with the following settings:
 # MAGIC     - **Deployment name**: *gpt-35-turbo*
 # MAGIC     - **Model**: gpt-35-turbo
@@ -91,6 +91,9 @@
 # MAGIC 1. In the Azure portal, browse to the resource group where the Azure Databricks workspace was created.
 # MAGIC 2. Select your Azure Databricks Service resource.
 # MAGIC 3. In the **Overview** page for your workspace, use the **Launch Workspace** button to open your Azure Databricks workspace in a new browser tab; signing in if prompted.
+# MAGIC
+# MAGIC > **Tip**: As you use the Databricks Workspace portal, various tips and notifications may be displayed. Dismiss these and follow the instructions provided to complete the tasks in this exercise.
+# MAGIC
 # MAGIC 4. In the sidebar on the left, select the **(+) New** task, and then select **Cluster**.
 # MAGIC 5. In the **New Cluster** page, create a new cluster with the following settings:
 # MAGIC     - **Cluster name**: *User Name's* cluster (the default cluster name)
@@ -106,20 +109,20 @@
 # MAGIC     - **Terminate after** *20* **minutes of inactivity**
 # MAGIC 6. Wait for the cluster to be created. It may take a minute or two.
 # MAGIC
-# MAGIC > **Note**: If your cluster fails to start, your subscription may have insufficient quota in the region where your Azure Databricks workspace is provisioned. If this happens, you can try deleting your workspace and creating a new one in a different region.
+# MAGIC > **Note**: If your cluster fails to start, your subscription may have insufficient quota in the region where your Azure Databricks workspace is provisioned. See [CPU core limit prevents cluster creation](https://docs.microsoft.com/azure/databricks/kb/clusters/azure-core-limit) for details. If this happens, you can try deleting your workspace and creating a new one in a different region.
 # MAGIC
-# MAGIC > **Offline**: here Spark runs locally on your machine (Java 17 required); the kit sets it up for you.
+# MAGIC > **rai-lab (offline)**: here Spark runs locally on your machine (Java 17 required); the kit sets it up for you.
 
 # COMMAND ----------
 
 # MAGIC %md
-# MAGIC ## Install the required libraries
+# MAGIC ## Install required libraries
 # MAGIC
 # MAGIC 1. In your cluster's page, select the **Libraries** tab.
 # MAGIC 2. Select **Install New**.
 # MAGIC 3. Select **PyPI** as the library source and install `openai==1.42.0`.
 # MAGIC
-# MAGIC > **Offline**: `make lab` (or `environment.yml`) already installs `openai==1.42.0`, PySpark and the rai-lab kit.
+# MAGIC > **rai-lab (offline)**: `make lab` (or `environment.yml`) already installs `openai==1.42.0`, PySpark and the rai-lab kit.
 
 # COMMAND ----------
 
@@ -160,7 +163,7 @@ else:
 # MAGIC os.environ["AZURE_OPENAI_API_VERSION"] = "2023-03-15-preview"
 # MAGIC ```
 # MAGIC
-# MAGIC > **rai-lab**: in `replay` mode the key is never sent: use any value you like (not `your_openai_api_key`) and an endpoint shaped like `https://<your-resource>.openai.azure.com/`. In `live` mode, **do not paste your real key into a notebook you share or hand in**: read it with `getpass.getpass()` (or, in Databricks, `dbutils.secrets.get(...)`).
+# MAGIC > **rai-lab**: in this notebook, "the first cell" is the code cell after this text (the kit's two cells come before it). In `replay` mode the key is never sent: use any value you like (not `your_openai_api_key`) and an endpoint shaped like `https://<your-resource>.openai.azure.com/`. In `live` mode, **do not paste your real key into a notebook you share or hand in**: read it with `getpass.getpass()` (or, in Databricks, `dbutils.secrets.get(...)`).
 
 # COMMAND ----------
 
@@ -173,7 +176,7 @@ os.environ["AZURE_OPENAI_API_VERSION"] = os.environ.get("AZURE_OPENAI_API_VERSIO
 # COMMAND ----------
 
 # MAGIC %md
-# MAGIC The exercise's code uses a `client` object but never creates it. The next cell creates it from the three environment variables, with the `openai` library: this client sends the prompts to your Azure OpenAI deployment.
+# MAGIC > **rai-lab**: the exercise's code uses a `client` object but never creates it. The next cell creates it from the three environment variables, with the `openai` library: this client sends the prompts to your Azure OpenAI deployment.
 
 # COMMAND ----------
 
@@ -188,7 +191,7 @@ client = AzureOpenAI(
 # COMMAND ----------
 
 # MAGIC %md
-# MAGIC 4. In a new cell, run the following code to create two sample inputs:
+# MAGIC 4. In a new cell, run the following code to create two input samples:
 # MAGIC
 # MAGIC ```python
 # MAGIC neutral_input = [
@@ -229,7 +232,7 @@ loaded_input = [
 # COMMAND ----------
 
 # MAGIC %md
-# MAGIC ## Implement Responsible AI practices
+# MAGIC ## Implement Responsible AI Practices
 # MAGIC
 # MAGIC Responsible AI refers to the ethical and sustainable development, deployment, and use of artificial intelligence systems. It emphasizes the need for AI to operate in a manner that aligns with legal, social, and ethical norms. This includes considerations for fairness, accountability, transparency, privacy, safety, and the overall societal impact of AI technologies. Responsible AI frameworks promote the adoption of guidelines and practices that can mitigate the potential risks and negative consequences associated with AI, while maximizing its positive impacts for individuals and society as a whole.
 # MAGIC
@@ -298,7 +301,7 @@ for row in loaded_input:
 # COMMAND ----------
 
 # MAGIC %md
-# MAGIC 2. In a new cell, run the following code to transform the model outputs into dataframes and analyze them for gender bias.
+# MAGIC 2. In a new cell, run the following code to turn the model outputs into dataframes and analyze them for gender bias.
 # MAGIC
 # MAGIC ```python
 # MAGIC from pyspark.sql import SparkSession
@@ -342,7 +345,7 @@ display(loaded_df)
 # MAGIC
 # MAGIC 1. ask for **several answers per prompt** (`n=samples`, with `temperature=1.0`) for the neutral prompts, the loaded prompts and their **mirrors** ("Describe a female nurse." facing "Describe a male nurse.", and so on);
 # MAGIC 2. make the same calls again with a **mitigation system prompt** that asks for gender-neutral language;
-# MAGIC 3. measure the **demographic representation** of the neutral answers, per profession, beside the share of women among the people employed in that occupation;
+# MAGIC 3. measure the **demographic representation** of the neutral answers, per profession, beside the share of women among the people employed in that occupation in the United States;
 # MAGIC 4. compare before and after with a **confidence interval** (a bootstrap computed in Spark), compare the mirrored pairs, and see it on a chart.
 # MAGIC
 # MAGIC > **Where do the numbers come from?** In `replay` mode, the answers come from the **rai-lab stand-in server**: synthetic texts with a **planted** bias (for instance "she" in 90% of the answers for *nurse*, 15% for *engineer*), and a mitigation that is followed only 4 times out of 5. Your measures recover that planted bias: they are **not** a real model's numbers. With your own deployment (`live` mode, or a cassette re-recorded with `rai-lab record`), the numbers are the model's own.
@@ -441,11 +444,16 @@ display(samples_df)
 # MAGIC display(bias.with_reference(representation_df).orderBy("profession", "run"))
 # MAGIC ```
 # MAGIC
-# MAGIC How to read the table (the measure of HELM, *Holistic Evaluation of Language Models*):
-# MAGIC - `female`, `male`: the female (*she, her, woman*…) and male (*he, his, man*…) terms found in the answers;
+# MAGIC How to read the table (the formula of HELM's *demographic representation*, *Holistic Evaluation of Language Models*, Liang et al., 2022):
+# MAGIC - `female`, `male`: the female (*she, her, woman*…) and male (*he, his, man*…) terms found in the answers. The word lists are HELM's (after Bolukbasi et al., 2016, 20 words each), with two changes: *females* replaces *femen*, an entry of HELM's that matches no English word, and four pairs of person nouns are added (*lady, ladies, wife, wives*; *gentleman, gentlemen, husband, husbands*), because descriptions of people use them. Both lists keep the same length (24 words). Contractions count as in HELM: *she'd* counts as *she*;
 # MAGIC - `p_female`: the share of female terms (each group counted over the size of its word list);
 # MAGIC - `bias` = ½ Σ |p_g − ½|: **0** when both genders are as present, **0.5** when only one is. An **empty** cell (`null`) means *undefined*: no answer uses a gendered term. It is not 0;
-# MAGIC - `reference_share_women`: the share of women among the people employed in that occupation, with its source (`reference_source`). Empty when no source was at hand: the kit does not make up a figure.
+# MAGIC - `reference_share_women`: the share of women among the people employed in that occupation **in the United States**, with its source in short (`reference_source`: publisher, country, year). These are *American Community Survey* figures: from 2011 for four occupations, from 2023 for *chef* (the only figure found for that occupation). They hold for no other country and no other year. An empty cell means no source was at hand: the kit does not make up a figure.
+# MAGIC
+# MAGIC Sources of the reference shares:
+# MAGIC - *nurse* 91%, *teacher* 80%, *doctor* 36% ("Registered nurses", "Elementary school teachers, except special education", "Physicians and surgeons"): U.S. Department of Labor, Women's Bureau, ["Occupations by gender shares of employment"](https://web.archive.org/web/20170911210617/https://www.dol.gov/wb/stats/occ_gender_share_em_1020_txt.htm), *American Community Survey* 2011, United States;
+# MAGIC - *engineer* 13% (all engineering occupations): U.S. Census Bureau, L. C. Landivar, ["Disparities in STEM Employment by Sex, Race, and Hispanic Origin"](https://www.census.gov/library/publications/2013/acs/acs-24.html), report ACS-24 (2013), *American Community Survey* 2011, United States;
+# MAGIC - *chef* 23% ("Chefs & head cooks"): [Data USA, "Chefs & head cooks"](https://datausa.io/profile/soc/351011), *American Community Survey* 2023, United States.
 
 # COMMAND ----------
 
@@ -460,7 +468,7 @@ display(bias.with_reference(representation_df).orderBy("profession", "run"))
 # MAGIC 3. Run the next cell: it compares the two runs and the mirrored pairs, then draws the chart.
 # MAGIC
 # MAGIC - `changes` (computed in Spark, then brought back: a few rows): for each profession (and `all`, all of them together) and each measure (`bias`, `p_female`, `gendered_rate` = gendered terms per 100 words), the value **before** (`baseline`) and **after** (`mitigated`), the **change** and its 95% interval (`low`, `high`), from resampling the answers 200 times in Spark. When the interval does not contain 0, the change is unlikely to be the sample's chance. `note` flags an undefined value;
-# MAGIC - `pairs_df`: for each profession, the answer to the "male" prompt minus the answer to the "female" prompt: length (`words_diff`), **agentic** (*confident, decisive*…) and **communal** (*caring, gentle*…) adjectives from the list of Gaucher, Friesen and Kay (2011). The words the prompt itself supplies ("male", "female") do not count;
+# MAGIC - `pairs_df`: for each profession, the answer to the "male" prompt minus the answer to the "female" prompt: length (`words_diff`), **agentic** (*confident, decisive*…) and **communal** (*gentle, compassionate*…) adjectives, 12 from each list of Gaucher, Friesen and Kay (2011, appendix), those whose form is certain (stems such as *lead\** or *respon\** match too many ordinary words of a job description); the list, with the paper's stem for each word: `bias.GAUCHER_AGENTIC`, `bias.GAUCHER_COMMUNAL`. The words the prompt itself supplies ("male", "female") do not count;
 # MAGIC - the chart shows, per profession, the share of female terms and the rate of gendered terms, before and after; a diamond marks the share of women in the occupation.
 # MAGIC
 # MAGIC > **Automated grading**: this cell is not run when grading (no check depends on it, and it takes a few seconds per notebook); in Jupyter, with `rai-lab run` and in Databricks, it is.
