@@ -104,9 +104,9 @@ def run(
     output = target_dir / paths.NOTEBOOK
     result = RunResult(lang=lang, mode=mode, deployment=deployment, output=output)
     parameters = {"mode": mode, "deployment": deployment, "cassette": str(Path(cassette).resolve()) if cassette else None}
+    original = source
     with tempfile.TemporaryDirectory(prefix="rai-lab-run-") as scratch:
-        if not checks:
-            source = _without_checks(source, Path(scratch) / paths.NOTEBOOK)
+        source = _prepared(source, Path(scratch) / paths.NOTEBOOK, checks)
         log = Path(scratch) / "events.jsonl"
         # None: as SPARK_REMOTE says (unset: embedded Spark); "local": embedded; sc://...: Connect;
         # "databricks": Databricks Connect, configured by its own DATABRICKS_* variables.
@@ -145,19 +145,48 @@ def run(
                 if kernel.has_kernel:  # nbclient leaves a kernel it did not create running
                     kernel.shutdown_kernel(now=False)
                 redact_notebook(output, secret_values)
+                _record_source(output, original)
         _read_events(result, events.read(str(log)))
     return result
 
 
-def _without_checks(source: Path, target: Path) -> Path:
-    """A copy of the notebook without its graded check cells."""
+# nbgrader's marker lines: they say where the solution and the hidden tests are, to nbgrader only.
+MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+
+
+def _prepared(source: Path, target: Path, checks: bool) -> Path:
+    """A copy of the notebook to execute: without nbgrader's marker lines, and without its graded
+    check cells unless `checks` (a learner's run has none)."""
     import nbformat
 
     nb = nbformat.read(source, as_version=4)
-    nb.cells = [c for c in nb.cells if not c.get("metadata", {}).get("nbgrader", {}).get("grade")
-                or c.get("metadata", {}).get("nbgrader", {}).get("solution")]
+    if not checks:
+        nb.cells = [c for c in nb.cells if not c.get("metadata", {}).get("nbgrader", {}).get("grade")
+                    or c.get("metadata", {}).get("nbgrader", {}).get("solution")]
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.source = "\n".join(line for line in cell.source.split("\n") if line.strip() not in MARKERS)
     nbformat.write(nb, target)
     return target
+
+
+def _record_source(output: Path, source: Path) -> None:
+    """Name the notebook that was run in papermill's metadata, not the temporary copy it ran from
+    (paths inside the kit are written relative to it)."""
+    import nbformat
+
+    if not output.exists():
+        return
+    nb = nbformat.read(output, as_version=4)
+    recorded = nb.metadata.get("papermill")
+    if recorded is None:
+        return
+    for key, path in (("input_path", source), ("output_path", output)):
+        try:
+            recorded[key] = str(path.resolve().relative_to(paths.ROOT.resolve()))
+        except ValueError:
+            recorded[key] = str(path)
+    nbformat.write(nb, output)
 
 
 def _read_events(result: RunResult, records: list[dict]) -> None:

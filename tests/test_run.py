@@ -66,6 +66,13 @@ def test_replay_run_of_each_language(tmp_path, lang, deployment, lines):
     compare = further["gf_compare"]
     assert [sorted(out.data) for out in compare] == [["text/html", "text/plain"]] * 2 + [["image/png", "text/plain"]]
     assert "gendered_rate" in compare[0].data["text/html"] and "agentic_diff" in compare[1].data["text/html"]
+    # What a reader opens: no nbgrader markers, and the notebook it ran from named by its place in the kit.
+    text = output.read_text(encoding="utf-8")
+    assert "### BEGIN" not in text and "### END" not in text
+    recorded = nbformat.read(output, as_version=4).metadata["papermill"]
+    assert recorded["input_path"] == f"solutions/responsible-ai-{lang}/responsible_ai.ipynb"
+    assert recorded["output_path"] == str(output)  # where it was asked to go (here pytest's tmp_path)
+    assert "rai-lab-run-" not in text  # the temporary copy it ran from is named nowhere
 
 
 def test_live_run_records_the_learners_cassette_without_secrets(tmp_path):
