@@ -11,7 +11,11 @@ The contract followed (as Azure OpenAI answers it):
 * no or unknown ``api-version`` -> 404 ``Resource not found``;
 * ``api-key`` header (or ``Authorization: Bearer``) wrong or missing -> 401;
 * unknown deployment -> 404 ``DeploymentNotFound``;
-* over the tokens-per-minute budget -> 429 with ``Retry-After``;
+* over the deployment's quota -> 429 with ``retry-after``, ``retry-after-ms`` and
+  ``x-ratelimit-remaining-*`` (RateLimiter: tokens per minute as Azure estimates them, prompt
+  tokens + ``max_tokens`` x ``max(n, best_of)``, and 6 requests per minute per 1,000 TPM, over
+  10-second windows); every answer carries ``x-ratelimit-remaining-*``, ``x-request-id``,
+  ``apim-request-id`` (UUIDs) and ``x-ms-region``;
 * a prompt with a flagged word -> 400 ``content_filter`` with ``innererror``;
 * 200: a ``chat.completion`` body with ``usage``, ``prompt_filter_results`` and per-choice
   ``content_filter_results``; ``finish_reason`` ``length`` when ``max_tokens`` cut it.
@@ -28,6 +32,7 @@ import re
 import sys
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +40,8 @@ from urllib.parse import parse_qs
 
 STANDIN_MARK = "rai-lab-standin"
 STANDIN_HEADER = "x-rai-lab-standin"
+REGION = "Sweden Central"  # one of the exercise's regions; Azure names the serving region in x-ms-region
+DEFAULT_MAX_TOKENS = 256  # counted for a request that sets no max_tokens
 
 API_VERSIONS = (
     "2023-03-15-preview",
@@ -153,6 +160,7 @@ class StandinConfig:
     api_key: str
     deployments: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_DEPLOYMENTS))
     tokens_per_minute: int = 0  # 0: no limit
+    time_scale: float = 1.0  # the quota's clock: 60 makes a minute last a second
     filter_words: tuple[str, ...] = DEFAULT_FILTER_WORDS
     bias: str = DEFAULT_BIAS  # the profile for any system prompt...
     mitigated_bias: str = DEFAULT_MITIGATED_BIAS  # ...but one that asks for gender-neutral language
@@ -242,33 +250,65 @@ _SAFE_FILTER = {
 }
 
 
-class TokenBudget:
-    """Tokens per minute, counted the way Azure counts them: prompt tokens plus max_tokens."""
+@dataclass
+class Decision:
+    """What the quota says of one request: `wait` 0 when it may pass, else the seconds (simulated) to wait."""
 
-    def __init__(self, per_minute: int):
-        self.per_minute = per_minute
+    wait: float
+    remaining_tokens: int
+    remaining_requests: int
+    limit: str = ""  # "tokens" or "requests" when refused
+
+
+class RateLimiter:
+    """A deployment's quota, as Azure applies it to each request it receives.
+
+    Tokens per minute (TPM): each request counts as Azure's estimate, prompt tokens + max_tokens x
+    max(n, best_of), over the last minute. Requests per minute (RPM): 6 per 1,000 TPM, evaluated
+    over 10-second windows (RPM/6 requests in any 10 s). `time_scale` runs the quota's clock faster:
+    at 60 a minute lasts a second (for tests); waits are in the quota's (simulated) seconds.
+    """
+
+    MINUTE, SHORT = 60.0, 10.0
+
+    def __init__(self, tokens_per_minute: int, time_scale: float = 1.0, clock=time.monotonic):
+        self.tpm = tokens_per_minute
+        self.per_short_window = max(1, (tokens_per_minute * 6 // 1000) // 6)
+        self.time_scale = time_scale
+        self._clock = clock
         self._spent: deque[tuple[float, int]] = deque()
         self._lock = threading.Lock()
 
-    def take(self, tokens: int, now: float | None = None) -> int:
-        """Spend `tokens`; 0 when allowed, else the seconds to wait (Retry-After)."""
-        if self.per_minute <= 0:
-            return 0
-        now = time.monotonic() if now is None else now
+    def now(self) -> float:
+        return self._clock() * self.time_scale
+
+    def take(self, tokens: int, now: float | None = None) -> Decision:
+        """Count a request of `tokens` estimated tokens, or say how long to wait before it may pass."""
+        if self.tpm <= 0:
+            return Decision(0.0, -1, -1)
+        now = self.now() if now is None else now
         with self._lock:
-            while self._spent and now - self._spent[0][0] >= 60:
+            while self._spent and now - self._spent[0][0] >= self.MINUTE:
                 self._spent.popleft()
             used = sum(n for _, n in self._spent)
-            if used + tokens <= self.per_minute:
-                self._spent.append((now, tokens))
-                return 0
-            freed, wait = used, 60.0
-            for stamp, n in self._spent:
-                freed -= n
-                if freed + tokens <= self.per_minute:
-                    wait = 60 - (now - stamp)
-                    break
-            return max(1, int(wait + 0.999))
+            recent = [stamp for stamp, _ in self._spent if now - stamp < self.SHORT]
+            token_wait = request_wait = 0.0
+            if used + tokens > self.tpm:
+                freed = used
+                token_wait = self.MINUTE
+                for stamp, n in self._spent:
+                    freed -= n
+                    if freed + tokens <= self.tpm:
+                        token_wait = self.MINUTE - (now - stamp)
+                        break
+            if len(recent) >= self.per_short_window:
+                request_wait = self.SHORT - (now - recent[len(recent) - self.per_short_window])
+            if token_wait or request_wait:
+                limit = "tokens" if token_wait >= request_wait else "requests"
+                return Decision(max(token_wait, request_wait), max(0, self.tpm - used),
+                                max(0, self.per_short_window - len(recent)), limit)
+            self._spent.append((now, tokens))
+            return Decision(0.0, self.tpm - used - tokens, self.per_short_window - len(recent) - 1)
 
 
 class StandinHandler(BaseHTTPRequestHandler):
@@ -293,7 +333,9 @@ class StandinHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.send_header(STANDIN_HEADER, "synthetic")
-        self.send_header("apim-request-id", hashlib.sha1(data).hexdigest()[:32])
+        self.send_header("apim-request-id", str(uuid.uuid4()))
+        self.send_header("x-request-id", str(uuid.uuid4()))
+        self.send_header("x-ms-region", REGION)
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
@@ -344,17 +386,29 @@ class StandinHandler(BaseHTTPRequestHandler):
         )
         prompt_tokens = count_tokens(prompt_text) + 4 * len(messages)
         max_tokens = body.get("max_tokens")
-        wait = self.server.budget.take(prompt_tokens + (max_tokens or 256))  # type: ignore[attr-defined]
-        if wait:
+        choices = max(1, int(body.get("n") or 1), int(body.get("best_of") or 1))
+        estimate = prompt_tokens + (max_tokens or DEFAULT_MAX_TOKENS) * choices
+        limiter: RateLimiter = self.server.limiter  # type: ignore[attr-defined]
+        decision = limiter.take(estimate)
+        self.server.log_request(deployment, estimate, 429 if decision.wait else 200)  # type: ignore[attr-defined]
+        if decision.wait:
+            seconds = decision.wait / limiter.time_scale  # what the client waits, on its own clock
+            what = "token rate limit" if decision.limit == "tokens" else "call rate limit"
             return self._error(
                 429,
                 "429",
                 f"Requests to the ChatCompletions_Create Operation under Azure OpenAI API version "
-                f"{version} have exceeded token rate limit of your current OpenAI S0 pricing tier. "
-                f"Please retry after {wait} seconds. Please go here: https://aka.ms/oai/quotaincrease "
-                "if you would like to further increase the default rate limit.",
-                headers={"Retry-After": str(wait), "x-ratelimit-remaining-tokens": "0"},
+                f"{version} have exceeded {what} of your current OpenAI S0 pricing tier. "
+                f"Please retry after {max(1, int(seconds + 0.999))} seconds. Please go here: "
+                "https://aka.ms/oai/quotaincrease if you would like to further increase the default rate limit.",
+                headers={"retry-after": str(max(1, int(seconds + 0.999))),
+                         "retry-after-ms": str(max(1, int(seconds * 1000 + 0.999))),
+                         "x-ratelimit-remaining-tokens": str(decision.remaining_tokens),
+                         "x-ratelimit-remaining-requests": str(decision.remaining_requests)},
             )
+        self._quota_headers = {} if decision.remaining_tokens < 0 else {
+            "x-ratelimit-remaining-tokens": str(decision.remaining_tokens),
+            "x-ratelimit-remaining-requests": str(decision.remaining_requests)}
         flagged = [w for w in self.config.filter_words if re.search(rf"\b{re.escape(w)}", prompt_text, re.I)]
         if flagged:
             verdict = dict(_SAFE_FILTER, violence={"filtered": True, "severity": "high"})
@@ -377,7 +431,7 @@ class StandinHandler(BaseHTTPRequestHandler):
                     }
                 },
             )
-        self._complete(deployment, body, prompt_tokens, max_tokens)
+        self._complete(deployment, body, prompt_tokens, max_tokens, getattr(self, "_quota_headers", {}))
 
     def _authorised(self) -> bool:
         given = self.headers.get("api-key") or ""
@@ -386,7 +440,8 @@ class StandinHandler(BaseHTTPRequestHandler):
             given = bearer[7:]
         return hmac.compare_digest(given.encode(), self.config.api_key.encode())
 
-    def _complete(self, deployment: str, body: dict, prompt_tokens: int, max_tokens: int | None) -> None:
+    def _complete(self, deployment: str, body: dict, prompt_tokens: int, max_tokens: int | None,
+                  headers: dict[str, str]) -> None:
         count = max(1, int(body.get("n") or 1))
         # At temperature 0 the n choices are the same answer (near enough what a model does).
         greedy = body.get("temperature") == 0
@@ -422,6 +477,7 @@ class StandinHandler(BaseHTTPRequestHandler):
                     "total_tokens": prompt_tokens + completion_tokens,
                 },
             },
+            headers,
         )
 
 
@@ -430,11 +486,27 @@ class StandinServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, config: StandinConfig, port: int = 0, verbose: bool = False):
+    def __init__(self, config: StandinConfig, port: int = 0, verbose: bool = False, log: str | None = None):
         super().__init__(("127.0.0.1", port), StandinHandler)
         self.config = config
-        self.budget = TokenBudget(config.tokens_per_minute)
+        self.limiter = RateLimiter(config.tokens_per_minute, config.time_scale)
         self.verbose = verbose
+        self._log = open(log, "a", encoding="utf-8") if log else None  # noqa: SIM115 - open while serving
+        self._log_lock = threading.Lock()
+
+    def log_request(self, deployment: str, estimate: int, status: int) -> None:
+        """With --log: one JSON line per chat request that reached the quota (its clock, estimate, status)."""
+        if self._log is None:
+            return
+        line = json.dumps({"t": self.limiter.now(), "deployment": deployment, "tokens": estimate, "status": status})
+        with self._log_lock:
+            self._log.write(line + "\n")
+            self._log.flush()
+
+    def server_close(self) -> None:
+        super().server_close()
+        if self._log is not None:
+            self._log.close()
 
     @property
     def endpoint(self) -> str:
@@ -451,7 +523,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="a deployment the stand-in serves (repeatable; default: gpt-35-turbo and gpt-4o)",
     )
-    parser.add_argument("--tpm", type=int, default=0, help="tokens-per-minute budget, 429 past it (0: none)")
+    parser.add_argument("--tpm", type=int, default=0,
+                        help="the deployment's tokens per minute (and 6 requests per minute per 1,000); 429 past it (0: none)")
+    parser.add_argument("--time-scale", type=float, default=1.0,
+                        help="run the quota's clock faster: 60 makes a minute last a second (default 1)")
+    parser.add_argument("--log", metavar="FILE", help="append one JSON line per chat request: quota time, estimate, status")
     parser.add_argument(
         "--filter-word",
         action="append",
@@ -473,11 +549,12 @@ def run_from_args(args: argparse.Namespace) -> int:
         api_key=args.key,
         deployments=deployments,
         tokens_per_minute=args.tpm,
+        time_scale=args.time_scale,
         filter_words=tuple(args.filter_words) if args.filter_words else DEFAULT_FILTER_WORDS,
         bias=args.bias,
         mitigated_bias=args.mitigated_bias,
     )
-    server = StandinServer(config, port=args.port, verbose=args.verbose)
+    server = StandinServer(config, port=args.port, verbose=args.verbose, log=args.log)
     # The first line on stdout is the endpoint: tests and scripts read it to find the port.
     print(f"rai-lab stand-in listening on {server.endpoint}", flush=True)
     try:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
+import uuid
 
 import openai
 import pytest
 from conftest import STANDIN_KEY, lab_messages, running_standin
 
-from rai_lab.standin import STANDIN_HEADER, STANDIN_MARK, TokenBudget
+from rai_lab.standin import STANDIN_HEADER, STANDIN_MARK, RateLimiter
 
 pytestmark = pytest.mark.http
 
@@ -129,25 +131,69 @@ def test_missing_api_version_is_404(standin):
     assert json.loads(caught.value.read()) == {"error": {"code": "404", "message": "Resource not found"}}
 
 
-def test_rate_limit_gives_429_with_retry_after():
-    """Over the tokens-per-minute budget: 429 with a Retry-After the client can honour."""
+def test_rate_limit_gives_429_with_azures_retry_headers():
+    """Over the tokens-per-minute quota: 429 with retry-after, retry-after-ms and the remaining counts."""
     with running_standin("--tpm", "200") as (endpoint, _):
         c = client(endpoint)
-        c.chat.completions.create(model="gpt-35-turbo", messages=lab_messages("Describe a chef."), max_tokens=100)
+        first = c.chat.completions.with_raw_response.create(model="gpt-35-turbo", messages=lab_messages("Describe a chef."),
+                                                            max_tokens=100)
+        assert int(first.headers["x-ratelimit-remaining-tokens"]) < 100
+        assert first.headers["x-ratelimit-remaining-requests"] == "0"  # 200 TPM: 1 request per 10 s
         with pytest.raises(openai.RateLimitError) as caught:
             c.chat.completions.create(model="gpt-35-turbo", messages=lab_messages("Describe a chef."), max_tokens=100)
-    retry_after = int(caught.value.response.headers["retry-after"])
-    assert 1 <= retry_after <= 60
+    headers = caught.value.response.headers
+    retry_after, retry_after_ms = int(headers["retry-after"]), int(headers["retry-after-ms"])
+    assert 1 <= retry_after <= 60 and retry_after_ms <= retry_after * 1000 <= retry_after_ms + 1000
+    assert headers["x-ratelimit-remaining-tokens"].isdigit()
     assert "exceeded token rate limit" in caught.value.body["message"]
 
 
-def test_token_budget_frees_after_a_minute():
-    """Does the budget count a sliding minute (prompt + max_tokens), as Azure does?"""
-    budget = TokenBudget(per_minute=1000)
-    assert budget.take(600, now=0.0) == 0
-    assert budget.take(300, now=10.0) == 0
-    assert budget.take(200, now=20.0) == 40  # the first 600 free at t=60
-    assert budget.take(200, now=60.0) == 0
+def test_the_quota_counts_max_tokens_for_each_of_n_choices():
+    """Azure's estimate: prompt tokens + max_tokens x n. At 5,000 TPM, n=10 with max_tokens=100 is a fifth of a minute."""
+    with running_standin("--tpm", "5000") as (endpoint, _):
+        c = client(endpoint)
+        raw = c.chat.completions.with_raw_response.create(model="gpt-35-turbo", messages=lab_messages("Describe a chef."),
+                                                          max_tokens=100, n=10, temperature=1.0)
+    spent = 5000 - int(raw.headers["x-ratelimit-remaining-tokens"])
+    assert 1000 < spent < 1100
+
+
+def test_the_quota_frees_tokens_after_a_minute_and_requests_after_ten_seconds():
+    """Tokens over a sliding minute; requests: 6 per minute per 1,000 TPM, over 10-second windows."""
+    quota = RateLimiter(1000)  # 6 RPM: 1 request per 10 s
+    assert quota.take(600, now=0.0).wait == 0
+    refused = quota.take(10, now=5.0)
+    assert (refused.wait, refused.limit) == (5.0, "requests")
+    assert quota.take(300, now=10.0).wait == 0
+    tokens = quota.take(200, now=20.0)
+    assert (tokens.wait, tokens.limit) == (40.0, "tokens")  # the first 600 free at t=60
+    assert quota.take(200, now=60.0).wait == 0
+    assert RateLimiter(5000).per_short_window == 5  # the exercise's quota: 30 RPM
+
+
+def test_time_scale_makes_a_minute_last_a_second():
+    """--time-scale 60: the retry headers are in the client's own seconds, the log in the quota's."""
+    with running_standin("--tpm", "1000", "--time-scale", "60") as (endpoint, _):
+        c = client(endpoint)
+        c.chat.completions.create(model="gpt-35-turbo", messages=lab_messages("Describe a chef."), max_tokens=100, n=9,
+                                  temperature=1.0)
+        with pytest.raises(openai.RateLimitError) as caught:
+            c.chat.completions.create(model="gpt-35-turbo", messages=lab_messages("Describe a chef."), max_tokens=100)
+        assert int(caught.value.response.headers["retry-after-ms"]) <= 1000  # under a minute of quota: under a second
+        time.sleep(1.1)
+        c.chat.completions.create(model="gpt-35-turbo", messages=lab_messages("Describe a chef."), max_tokens=100)
+
+
+def test_answers_carry_azures_request_headers(standin):
+    endpoint, _ = standin
+    raw = client(endpoint).chat.completions.with_raw_response.create(
+        model="gpt-35-turbo", messages=lab_messages("Describe a nurse."), max_tokens=10)
+    again = client(endpoint).chat.completions.with_raw_response.create(
+        model="gpt-35-turbo", messages=lab_messages("Describe a nurse."), max_tokens=10)
+    for name in ("apim-request-id", "x-request-id"):
+        assert str(uuid.UUID(raw.headers[name])) == raw.headers[name]
+        assert raw.headers[name] != again.headers[name]  # one per request, like Azure's
+    assert raw.headers["x-ms-region"]
 
 
 def test_listens_on_loopback_only():
