@@ -5,11 +5,11 @@ from rai_lab.errors import CassetteError, CassetteMissError, JavaMissingError, R
 __version__ = "0.1.0"
 
 
-def start(mode="replay", deployment="gpt-35-turbo", cassette=None, lang=None):
-    """Start the kit in a notebook: replay or live calls, and embedded Spark. See rai_lab.kit."""
+def start(mode="replay", deployment="gpt-35-turbo", cassette=None, lang=None, tpm=5000):
+    """Start the kit in a notebook: replay or live calls (paced to `tpm`), and embedded Spark. See rai_lab.kit."""
     from rai_lab import kit
 
-    return kit.start(mode=mode, deployment=deployment, cassette=cassette, lang=lang)
+    return kit.start(mode=mode, deployment=deployment, cassette=cassette, lang=lang, tpm=tpm)
 
 
 __all__ = ["CassetteError", "CassetteMissError", "JavaMissingError", "RaiLabError", "start", "__version__"]

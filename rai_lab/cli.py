@@ -16,6 +16,7 @@ SUMMARY = {
         "cassette": "cassette : {cassette}",
         "prompts": "prompts répondus : {answered}/{expected} ({neutral} neutres, {loaded} orientés)",
         "further": "aller plus loin : {calls} appels échantillonnés, {answers} réponses",
+        "quota": "quota : {count} appels espacés, {seconds} s d'attente au total",
         "frames": "DataFrames : {frames}",
         "rows": "{name} {rows} lignes",
         "spark": "Spark : {spark}",
@@ -29,6 +30,7 @@ SUMMARY = {
         "cassette": "cassette: {cassette}",
         "prompts": "prompts answered: {answered}/{expected} ({neutral} neutral, {loaded} loaded)",
         "further": "going further: {calls} sampled calls, {answers} answers",
+        "quota": "quota: {count} calls spaced out, {seconds} s of waiting in all",
         "frames": "DataFrames: {frames}",
         "rows": "{name} {rows} rows",
         "spark": "Spark: {spark}",
@@ -70,6 +72,9 @@ def print_summary(result) -> None:
     )
     if sampled:
         lines.append(text["further"].format(calls=len(sampled), answers=sum(len(c.get("answers") or []) for c in sampled)))
+    if result.quota_waits:
+        lines.append(text["quota"].format(count=len(result.quota_waits),
+                                          seconds=round(sum(seconds for _, seconds in result.quota_waits))))
     frames = ", ".join(text["rows"].format(name=name, rows=rows) for name, rows in result.dataframes.items())
     lines.append(text["frames"].format(frames=frames or text["none"]))
     if result.spark:
@@ -102,7 +107,7 @@ def cmd_run(args) -> int:
     result = runner.run(
         lang=args.lang, mode=args.mode, deployment=args.deployment, out_dir=args.out,
         notebook=args.notebook, cassette=args.cassette, progress=not args.no_progress, checks=args.checks,
-        spark=args.spark,
+        spark=args.spark, tpm=args.tpm,
     )
     print_summary(result)
     return 0 if result.ok else 1
@@ -112,7 +117,8 @@ def cmd_record(args) -> int:
     from rai_lab import runner
     from rai_lab.cassette import display_path, provenance, provenance_line
 
-    result = runner.record(deployment=args.deployment, target=args.out, standin=args.standin, progress=not args.no_progress)
+    result = runner.record(deployment=args.deployment, target=args.out, standin=args.standin, progress=not args.no_progress,
+                           tpm=args.tpm)
     print_summary(result)
     if not result.ok:
         return 1
@@ -217,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--spark", help="'local' (embedded Spark), a Spark Connect URL sc://host:port, or 'databricks' "
                                      "(Databricks Connect, from .venv-databricks; DATABRICKS_HOST, DATABRICKS_TOKEN, "
                                      "DATABRICKS_CLUSTER_ID) (default: SPARK_REMOTE when set, else local)")
+    run.add_argument("--tpm", type=int, help="live mode: the deployment's tokens per minute, to pace the calls to "
+                                            "(default: the notebook's, 5000 as in the exercise; 0: no pacing)")
     run.add_argument("--checks", action="store_true", help="also run the graded checks (hidden tests) of the notebook")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(func=cmd_run)
@@ -225,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--deployment", default="gpt-35-turbo")
     rec.add_argument("--out", help="cassette to write (default: the reference cassette of the deployment)")
     rec.add_argument("--standin", action="store_true", help="record from the rai-lab stand-in instead of Azure")
+    rec.add_argument("--tpm", type=int, help="the deployment's tokens per minute, to pace the calls to (default 5000; "
+                                             "the stand-in has no quota)")
     rec.add_argument("--no-progress", action="store_true")
     rec.set_defaults(func=cmd_record)
 

@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+import math
+
 from rai_lab.messages import say
+
+
+def retry_seconds(headers) -> int:
+    """How long Azure asks to wait, in whole seconds: retry-after-ms (which openai itself reads first),
+    retry-after, or the time until the tokens or requests reset; 60 when none says."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0), ("x-ratelimit-reset-tokens", 1.0),
+                        ("x-ratelimit-reset-requests", 1.0)):
+        value = headers.get(name)
+        try:
+            seconds = float(str(value).rstrip("s")) * scale if value is not None else None
+        except ValueError:
+            continue
+        if seconds is not None and seconds >= 0:
+            return max(1, math.ceil(seconds))
+    return 60
 
 
 def explain(error: BaseException, lang: str = "fr") -> str | None:
@@ -28,8 +45,7 @@ def explain(error: BaseException, lang: str = "fr") -> str | None:
     if status == 404:
         return say("hint_404", lang)
     if status == 429:
-        retry_after = error.response.headers.get("retry-after", "60") if error.response else "60"
-        return say("hint_429", lang, retry_after=retry_after)
+        return say("hint_429", lang, retry_after=retry_seconds(error.response.headers if error.response else {}))
     if status == 400 and code == "content_filter":
         verdict = (payload.get("innererror") or {}).get("content_filter_result") or {}
         categories = ", ".join(k for k, v in verdict.items() if isinstance(v, dict) and v.get("filtered"))

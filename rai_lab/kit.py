@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rai_lab import cassette as cassettes
-from rai_lab import events, hints, paths, replay
+from rai_lab import events, hints, paths, quota, replay
 from rai_lab import spark as spark_mod
 from rai_lab.errors import CassetteError, RaiLabError
 from rai_lab.messages import detect_lang, say
@@ -30,8 +30,12 @@ class KitSession:
     provenance: dict = field(default_factory=dict)
     context: object = None
     spark: object = None
+    pacer: quota.Pacer | None = None
 
     def stop(self) -> None:
+        if self.pacer is not None:
+            quota.uninstall()
+            self.pacer = None
         if self.context is not None:
             self.context.__exit__(None, None, None)
             self.context = None
@@ -53,8 +57,17 @@ def resolve_cassette(mode: str, deployment: str, cassette: str | os.PathLike | N
     return (Path.cwd() / f"rai-lab-live-{deployment}.yaml").resolve()
 
 
-def start(mode: str = "replay", deployment: str = "gpt-35-turbo", cassette=None, lang: str | None = None):
-    """Start the kit: calls replayed from (or recorded to) a cassette, then the Spark session."""
+# Azure's estimates of the lab's calls (prompt + max_tokens x n), for the wait announced in live mode.
+EXERCISE_CALLS = [180] * 10  # max_tokens=100, the exercise's system prompt
+FURTHER_CALLS = [1100] * 30  # max_tokens=100, n=10
+
+
+def start(mode: str = "replay", deployment: str = "gpt-35-turbo", cassette=None, lang: str | None = None,
+          tpm: int | None = 5000):
+    """Start the kit: calls replayed from (or recorded to) a cassette, then the Spark session.
+
+    In live mode the calls are paced to `tpm`, the deployment's tokens per minute (the exercise's
+    5,000 by default; None or 0: no pacing), as Azure counts them (rai_lab.quota)."""
     global _current
     lang = detect_lang(lang)
     if os.environ.get(GRADING_ENV):  # graded: replay only (from the grader's replay service when it gives one)
@@ -93,6 +106,13 @@ def start(mode: str = "replay", deployment: str = "gpt-35-turbo", cassette=None,
         print(cassettes.provenance_line(session.provenance, lang))
     else:
         print(say("banner_live", lang, cassette=shown))
+        if tpm:
+            session.pacer = quota.Pacer(int(tpm), lang=lang, time_scale=quota.time_scale())
+            quota.install(session.pacer)
+            exercise = quota.plan(EXERCISE_CALLS, int(tpm))
+            further = quota.plan(EXERCISE_CALLS + FURTHER_CALLS, int(tpm)) - exercise
+            shown_tpm = f"{int(tpm):,}".replace(",", "\u202f" if lang == "fr" else ",")
+            print(say("banner_quota", lang, tpm=shown_tpm, exercise=round(exercise), further=max(1, round(further / 60))))
     session.spark = spark_mod.session(lang)
     where = spark_mod.describe(session.spark)
     events.emit("spark", target=where)

@@ -20,6 +20,27 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "fr": "Appels réels vers AZURE_OPENAI_ENDPOINT ; chaque échange est enregistré (sans clé ni hôte) dans {cassette}.",
         "en": "Real calls to AZURE_OPENAI_ENDPOINT; each exchange is recorded (without key or host) to {cassette}.",
     },
+    "banner_quota": {
+        "fr": "Quota du déploiement : {tpm} jetons par minute (paramètre tpm). Azure compte chaque appel pour ses jetons de prompt plus max_tokens × n ; le kit espace donc les appels pour ne jamais dépasser ce quota. À ce débit, comptez environ {exercise} s d'attente pour l'exercice et {further} min pour « Aller plus loin » ; une limite plus haute (dans Azure AI Studio, puis tpm) raccourcit l'attente.",
+        "en": "Deployment quota: {tpm} tokens per minute (parameter tpm). Azure counts each call as its prompt tokens plus max_tokens × n, so the kit spaces the calls never to go over that quota. At this rate, expect about {exercise} s of waiting for the exercise and {further} min for \"Going further\"; a higher limit (in Azure AI Studio, then tpm) shortens the wait.",
+    },
+    "quota_wait": {
+        "fr": "quota {tpm} jetons/min : {bar} encore {left} s avant l'appel {call}",
+        "en": "quota {tpm} tokens/min: {bar} {left} s before call {call}",
+    },
+    "live_refused": {
+        "fr": "Mode live impossible, aucun noyau n'a été démarré : {problems}. Définissez ces variables avec la clé et le point de terminaison de votre ressource Azure OpenAI (portail Azure, Clés et points de terminaison), ou travaillez hors ligne en mode replay.",
+        "en": "Live mode refused, no kernel was started: {problems}. Set these variables to your Azure OpenAI resource's key and endpoint (Azure portal, Keys and Endpoint), or work offline in replay mode.",
+    },
+    "live_missing": {"fr": "{name} n'est pas définie", "en": "{name} is not set"},
+    "live_placeholder": {
+        "fr": "{name} vaut « {value} », la valeur d'exemple de l'exercice",
+        "en": "{name} is \"{value}\", the exercise's example value",
+    },
+    "live_not_https": {
+        "fr": "{name} doit commencer par https:// (http:// seulement vers 127.0.0.1, pour le serveur de substitution)",
+        "en": "{name} must start with https:// (http:// only to 127.0.0.1, for the stand-in server)",
+    },
     "provenance_standin": {
         "fr": "Provenance : serveur de substitution rai-lab (textes synthétiques, PAS les réponses d'un vrai modèle), enregistré le {recorded_at}.",
         "en": "Provenance: the rai-lab stand-in server (synthetic text, NOT a real model's answers), recorded on {recorded_at}.",
@@ -98,8 +119,8 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "en": "Resource not found (404). Check AZURE_OPENAI_ENDPOINT (https://<your-resource>.openai.azure.com/) and AZURE_OPENAI_API_VERSION (for example 2023-03-15-preview).",
     },
     "hint_429": {
-        "fr": "Limite de débit atteinte (429) : le déploiement a dépassé son quota de jetons par minute (5 000 dans l'exercice). Attendez {retry_after} secondes puis réexécutez la cellule, ou augmentez la limite du déploiement.",
-        "en": "Rate limit reached (429): the deployment went over its tokens-per-minute quota (5,000 in the exercise). Wait {retry_after} seconds and run the cell again, or raise the deployment's limit.",
+        "fr": "Limite de débit atteinte (429) : le déploiement a dépassé son quota de jetons ou d'appels par minute (5 000 jetons dans l'exercice ; Azure compte chaque appel pour ses jetons de prompt plus max_tokens × n). Attendez {retry_after} secondes puis réexécutez la cellule, ou augmentez la limite du déploiement (et le paramètre tpm).",
+        "en": "Rate limit reached (429): the deployment went over its tokens or calls per minute (5,000 tokens in the exercise; Azure counts each call as its prompt tokens plus max_tokens × n). Wait {retry_after} seconds and run the cell again, or raise the deployment's limit (and the tpm parameter).",
     },
     "hint_content_filter": {
         "fr": "Le filtre de contenu d'Azure a bloqué ce prompt (400 content_filter, catégorie : {categories}). Reformulez le prompt ; le filtre fait partie des pratiques d'IA responsable du service.",

@@ -15,6 +15,7 @@ from rai_lab import cassette as cassettes
 from rai_lab import events, paths
 from rai_lab import spark as spark_mod
 from rai_lab.errors import RaiLabError
+from rai_lab.messages import say
 from rai_lab.standin import DEFAULT_DEPLOYMENTS, StandinConfig, StandinServer
 
 AZURE_VARS = ("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_VERSION")
@@ -36,6 +37,7 @@ class RunResult:
     spark: str | None = None
     error: str | None = None
     hint: str | None = None
+    quota_waits: list[tuple[int, float]] = field(default_factory=list)  # (request, seconds of quota time)
 
     @property
     def ok(self) -> bool:
@@ -86,6 +88,7 @@ def run(
     timeout: int = 600,
     checks: bool = False,
     spark: str | None = None,
+    tpm: int | None = None,
 ) -> RunResult:
     """Execute the lab notebook with papermill; never raises for an error inside the notebook.
 
@@ -104,6 +107,12 @@ def run(
     output = target_dir / paths.NOTEBOOK
     result = RunResult(lang=lang, mode=mode, deployment=deployment, output=output)
     parameters = {"mode": mode, "deployment": deployment, "cassette": str(Path(cassette).resolve()) if cassette else None}
+    if tpm is not None:  # else the notebook's own (the exercise's 5,000)
+        parameters["tpm"] = tpm
+    if mode == "live":
+        problems = live_problems({**os.environ, **{k: v for k, v in (env or {}).items() if v is not None}}, lang)
+        if problems:  # before any kernel starts: no request may go to a placeholder host
+            raise RaiLabError(say("live_refused", lang, problems="; ".join(problems)))
     original = source
     with tempfile.TemporaryDirectory(prefix="rai-lab-run-") as scratch:
         source = _prepared(source, Path(scratch) / paths.NOTEBOOK, checks)
@@ -152,6 +161,29 @@ def run(
 
 # nbgrader's marker lines: they say where the solution and the hidden tests are, to nbgrader only.
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+
+
+PLACEHOLDERS = ("your_openai_api_key", "your_openai_endpoint", "your-resource", "<")
+
+
+def live_problems(environ, lang: str = "fr") -> list[str]:
+    """What keeps a live run from starting: each AZURE_OPENAI_* variable missing or placeholder-valued,
+    an endpoint that is not https (plain http only to a loopback address: the stand-in)."""
+    from urllib.parse import urlsplit
+
+    problems = []
+    for name in AZURE_VARS[:2]:
+        value = (environ.get(name) or "").strip()
+        if not value:
+            problems.append(say("live_missing", lang, name=name))
+        elif any(mark in value.lower() for mark in PLACEHOLDERS):
+            problems.append(say("live_placeholder", lang, name=name, value=value if name.endswith("ENDPOINT") else "…"))
+        elif name.endswith("ENDPOINT"):
+            url = urlsplit(value)
+            loopback = url.hostname in ("127.0.0.1", "localhost", "::1")
+            if not url.hostname or not (url.scheme == "https" or (url.scheme == "http" and loopback)):
+                problems.append(say("live_not_https", lang, name=name))
+    return problems
 
 
 def _prepared(source: Path, target: Path, checks: bool) -> Path:
@@ -203,6 +235,8 @@ def _read_events(result: RunResult, records: list[dict]) -> None:
             result.spark = record.get("target")
         elif kind == "error":
             result.hint = record.get("hint")
+        elif kind == "quota_wait":
+            result.quota_waits.append((record["request"], record["seconds"]))
 
 
 @contextlib.contextmanager
@@ -226,6 +260,7 @@ def record(
     lang: str = "fr",
     out_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    tpm: int | None = None,
 ) -> RunResult:
     """Re-record a cassette: run the lab live (against Azure, or the stand-in) into `target`."""
     target = Path(target) if target else paths.reference_cassette(deployment)
@@ -248,7 +283,7 @@ def record(
                 )
             env = {"AZURE_OPENAI_API_VERSION": os.environ.get("AZURE_OPENAI_API_VERSION", DEFAULT_API_VERSION)}
         result = run(lang=lang, mode="live", deployment=deployment, out_dir=scratch, cassette=partial,
-                     progress=progress, env=env)
+                     progress=progress, env=env, tpm=0 if standin else tpm)
     if result.ok:
         partial.replace(target)
     return result

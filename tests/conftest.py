@@ -75,8 +75,9 @@ def lab_messages(prompt: str) -> list[dict]:
 
 
 def rai_lab_command(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: int = 600):
-    """Run the installed CLI (`python -m rai_lab`) as a user would; return the CompletedProcess."""
-    full_env = {**os.environ, **(env or {})}
+    """Run the installed CLI (`python -m rai_lab`) as a user would; return the CompletedProcess.
+    A variable given as None in `env` is removed from the environment."""
+    full_env = {key: value for key, value in {**os.environ, **(env or {})}.items() if value is not None}
     return subprocess.run(
         [sys.executable, "-m", "rai_lab", *args],
         capture_output=True,

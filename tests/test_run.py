@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
 
 import nbformat
 import pytest
 import yaml
 from conftest import CASSETTES, LOADED, NEUTRAL, SOLUTIONS, rai_lab_command, running_standin
+
+from rai_lab import quota, runner
+from rai_lab.standin import RateLimiter
 
 pytestmark = [pytest.mark.notebook, pytest.mark.spark]
 
@@ -75,12 +79,41 @@ def test_replay_run_of_each_language(tmp_path, lang, deployment, lines):
     assert "rai-lab-run-" not in text  # the temporary copy it ran from is named nowhere
 
 
-def test_live_run_records_the_learners_cassette_without_secrets(tmp_path):
-    """Live mode against the stand-in: answers, a learner cassette beside the output, no key anywhere."""
-    with running_standin() as (endpoint, key):
-        done = rai_lab_command("run", "--mode", "live", "--out", str(tmp_path), "--no-progress", env=live_env(endpoint, key))
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "10/10" in done.stdout
+def least_waiting(requests: list[dict], waits: dict[int, float], tpm: int = 5000) -> float:
+    """The least waiting (quota seconds) the stand-in's quota allows for these requests, sent in this
+    order with the same time between them outside the waits: each sent as soon as the quota takes it."""
+    quota = RateLimiter(tpm)
+    total, sent, arrived = 0.0, None, None
+    for number, request in enumerate(requests, 1):
+        waited = waits.get(number, 0.0)
+        ready = request["t"] - waited if sent is None else sent + (request["t"] - arrived - waited)
+        moment = ready
+        while (decision := quota.take(request["tokens"], now=moment)).wait:
+            moment += decision.wait
+        total += moment - ready
+        sent, arrived = moment, request["t"]
+    return total
+
+
+def test_live_run_paces_to_the_quota_and_records_the_learners_cassette_without_secrets(tmp_path):
+    """Live mode against a stand-in with the exercise's 5,000 TPM, its minute lasting a second: no 429
+    ever reaches the server's door, the pacing waits no more than 10% over what the quota requires, and
+    the learner's cassette is written beside the output with no key anywhere."""
+    log = tmp_path / "standin.jsonl"
+    with running_standin("--tpm", "5000", "--time-scale", "60", "--log", str(log)) as (endpoint, key):
+        result = runner.run(lang="fr", mode="live", out_dir=tmp_path, progress=False,
+                            env={**live_env(endpoint, key), quota.TIME_SCALE_ENV: "60"})
+    assert result.ok, result.error
+    requests = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["status"] for r in requests] == [200] * 40  # not one 429, not even one the client retried
+    waits = dict(result.quota_waits)
+    required = least_waiting(requests, waits)
+    waited = sum(waits.values())
+    assert required > 120  # at 5,000 TPM the going-further part needs minutes of quota
+    print(f"pacing: waited {waited:.1f} s of quota time, the quota required {required:.1f} s")
+    assert required <= waited <= 1.1 * required, (waited, required)
+    notebook = (tmp_path / "responsible-ai-fr" / "responsible_ai.ipynb").read_text()
+    assert "Quota du déploiement" in notebook and "avant l'appel" in notebook  # said up front, and shown
     folder = tmp_path / "responsible-ai-fr"
     recorded = folder / "rai-lab-live-gpt-35-turbo.yaml"
     data = yaml.safe_load(recorded.read_text())
@@ -91,6 +124,31 @@ def test_live_run_records_the_learners_cassette_without_secrets(tmp_path):
     for path in (recorded, folder / "responsible_ai.ipynb"):
         text = path.read_text()
         assert key not in text and f"127.0.0.1:{port}" not in text, path
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"AZURE_OPENAI_API_KEY": None, "AZURE_OPENAI_ENDPOINT": None},
+         ["AZURE_OPENAI_API_KEY n'est pas définie", "AZURE_OPENAI_ENDPOINT n'est pas définie"]),
+        ({"AZURE_OPENAI_API_KEY": "your_openai_api_key", "AZURE_OPENAI_ENDPOINT": "your_openai_endpoint"},
+         ["AZURE_OPENAI_API_KEY vaut", "AZURE_OPENAI_ENDPOINT vaut « your_openai_endpoint »"]),
+        ({"AZURE_OPENAI_API_KEY": "0123abcd", "AZURE_OPENAI_ENDPOINT": "http://my-resource.openai.azure.com/"},
+         ["AZURE_OPENAI_ENDPOINT doit commencer par https://"]),
+    ],
+    ids=["missing", "placeholders", "plain-http"],
+)
+def test_live_mode_refuses_before_any_kernel_starts(tmp_path, env, named):
+    """Each variable named, in the learner's language; no kernel, no notebook, no request."""
+    started = time.monotonic()
+    done = rai_lab_command("run", "--mode", "live", "--out", str(tmp_path), "--no-progress",
+                           env={**env, "AZURE_OPENAI_API_VERSION": "2023-03-15-preview"})
+    assert done.returncode != 0
+    assert "Mode live impossible, aucun noyau n'a été démarré" in done.stderr + done.stdout
+    for words in named:
+        assert words in done.stderr + done.stdout
+    assert not (tmp_path / "responsible-ai-fr" / "responsible_ai.ipynb").exists()
+    assert time.monotonic() - started < 20  # no kernel, no Spark
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,106 @@
+"""Pacing to the deployment's quota (rai_lab.quota), the 429 hint's wait, and the live-mode preconditions."""
+
+from __future__ import annotations
+
+import pytest
+
+from rai_lab import hints, quota, runner
+
+BODY = {"messages": [{"role": "system", "content": "x" * 297}, {"role": "user", "content": "Describe a nurse."}],
+        "max_tokens": 100, "n": 10}
+
+
+class Clock:
+    """A fake clock the pacer sleeps on: no test waits for real."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.slept = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def pacer(tpm=5000, **options):
+    clock = Clock()
+    shown = []
+    made = quota.Pacer(tpm, clock=clock, sleep=clock.sleep, show=lambda waited, left: shown.append(left),
+                       report=False, **options)
+    return made, clock, shown
+
+
+def test_the_estimate_is_azures_prompt_plus_max_tokens_times_n():
+    # 299 + 19 characters (JSON strings, quotes included) / 3 -> 106, + 4 per message, + 100 x 10.
+    assert quota.estimate(BODY) == 106 + 8 + 1000
+    assert quota.estimate({**BODY, "n": 1, "best_of": 3}) == 106 + 8 + 300
+    assert quota.estimate({"messages": []}) == quota.DEFAULT_MAX_TOKENS
+
+
+def test_calls_that_fit_go_at_once_and_the_next_waits_exactly_for_the_quota():
+    made, clock, shown = pacer(tpm=1000)  # 6 RPM: 1 request per 10 s
+    assert made.before(600) == 0
+    clock.now = 20.0
+    assert made.before(300) == 0
+    clock.now = 30.0
+    waited = made.before(200)  # 900 of 1000 used until the first 600 leave the minute (t=60, plus the margin)
+    assert waited == pytest.approx(60 + quota.MARGIN - 30)
+    assert clock.now == pytest.approx(60 + quota.MARGIN)
+    assert shown[-1] == 0 and shown[0] == pytest.approx(waited)  # the wait shown, then done
+
+
+def test_the_request_rate_is_paced_too():
+    made, clock, _ = pacer(tpm=5000)  # 30 RPM: 5 requests in any 10 s
+    for _ in range(5):
+        assert made.before(100) == 0
+    assert made.before(100) == pytest.approx(10 + quota.MARGIN)
+
+
+def test_the_server_count_corrects_the_account_and_the_next_estimate():
+    made, clock, _ = pacer()
+    entry = made.before_request(BODY)
+    assert entry[1] == quota.estimate(BODY)
+    made.after_answer(entry, BODY, {"usage": {"prompt_tokens": 48}})
+    assert entry[1] == 48 + 1000
+    assert quota.estimate(BODY, made.tokens_per_character) == 48 + 1000
+
+
+def test_the_plan_says_how_long_the_lab_waits_at_the_exercises_quota():
+    exercise = quota.plan([180] * 10, 5000)
+    everything = quota.plan([180] * 10 + [1100] * 30, 5000)
+    assert 5 < exercise < 20  # the request rate: 5 in 10 s
+    assert 5 * 60 < everything - exercise < 9 * 60  # about 30 x 1,100 tokens at 5,000 a minute
+    assert quota.plan([180] * 10 + [1100] * 30, 50_000) < everything / 5
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"retry-after-ms": "1500", "retry-after": "9"}, 2),  # openai reads retry-after-ms first
+        ({"retry-after": "9"}, 9),
+        ({"x-ratelimit-reset-tokens": "12s"}, 12),
+        ({}, 60),
+    ],
+)
+def test_the_429_hint_waits_as_azure_says(headers, seconds):
+    assert hints.retry_seconds(headers) == seconds
+
+
+@pytest.mark.parametrize(
+    ("environ", "problems"),
+    [
+        ({"AZURE_OPENAI_API_KEY": "k", "AZURE_OPENAI_ENDPOINT": "https://r.openai.azure.com/"}, 0),
+        ({"AZURE_OPENAI_API_KEY": "k", "AZURE_OPENAI_ENDPOINT": "http://127.0.0.1:8000/"}, 0),  # the stand-in
+        ({"AZURE_OPENAI_API_KEY": "k", "AZURE_OPENAI_ENDPOINT": "http://10.0.0.5/"}, 1),
+        ({"AZURE_OPENAI_API_KEY": "k", "AZURE_OPENAI_ENDPOINT": "https://<votre-ressource>.openai.azure.com/"}, 1),
+        ({"AZURE_OPENAI_API_KEY": "your_openai_api_key", "AZURE_OPENAI_ENDPOINT": ""}, 2),
+        ({}, 2),
+    ],
+)
+def test_live_mode_preconditions(environ, problems):
+    found = runner.live_problems(environ, "en")
+    assert len(found) == problems, found
+    assert all("AZURE_OPENAI_" in problem for problem in found)
