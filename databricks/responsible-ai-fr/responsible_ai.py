@@ -132,7 +132,7 @@
 # MAGIC 1. Dans la barre latérale, cliquez sur le lien **(+) Nouveau** pour créer un **notebook**.
 # MAGIC 2. Donnez un nom à votre notebook et, dans la liste déroulante **Connexion**, sélectionnez votre cluster s’il n’est pas déjà sélectionné. Si le cluster n’est pas en cours d’exécution, le démarrage peut prendre une minute.
 # MAGIC
-# MAGIC > **rai-lab** : ici, le notebook est déjà créé. Les deux cellules suivantes démarrent le kit. La première contient les paramètres : `mode = "replay"` rejoue les réponses enregistrées, sans réseau ; `mode = "live"` appelle votre ressource Azure OpenAI et enregistre chaque échange, sans la clé, dans votre propre cassette. `deployment` est le nom de votre déploiement (`gpt-35-turbo` comme dans l’exercice ; `gpt-4o` est aussi enregistré). Dans Databricks, sans le kit installé, ces cellules ne font rien et les appels sont réels, comme dans l’exercice.
+# MAGIC > **rai-lab** : ici, le notebook est déjà créé. Les deux cellules suivantes démarrent le kit. La première contient les paramètres : `mode = "replay"` rejoue les réponses enregistrées, sans réseau ; `mode = "live"` appelle votre ressource Azure OpenAI et enregistre chaque échange, sans la clé, dans votre propre cassette. `deployment` est le nom de votre déploiement (`gpt-35-turbo` comme dans l’exercice ; `gpt-4o` est aussi enregistré). `tpm` est le quota de ce déploiement en jetons par minute (5 000 dans l’exercice) : en mode `live`, le kit espace les appels pour ne jamais le dépasser, et dit combien de temps il faudra attendre. Dans Databricks, sans le kit installé, ces cellules ne font rien et les appels sont réels, comme dans l’exercice.
 
 # COMMAND ----------
 
@@ -140,6 +140,7 @@
 mode = "replay"  # "replay": réponses enregistrées, hors ligne / recorded answers, offline; "live": Azure OpenAI
 deployment = "gpt-35-turbo"  # nom du déploiement / deployment name ("gpt-4o" is recorded too)
 cassette = None  # None: cassette de référence (replay) ou nouvelle (live) / reference (replay) or new (live)
+tpm = 5000  # quota du déploiement, jetons par minute / deployment quota, tokens per minute (live: calls paced to it)
 
 # COMMAND ----------
 
@@ -148,7 +149,7 @@ try:
 except ImportError:  # Databricks sans le kit / without the kit: real calls, as in the exercise
     rai_lab = None
 else:
-    kit = rai_lab.start(mode=mode, deployment=deployment, cassette=cassette)
+    kit = rai_lab.start(mode=mode, deployment=deployment, cassette=cassette, tpm=tpm)
 
 # COMMAND ----------
 
@@ -357,6 +358,8 @@ raise NotImplementedError()
 # MAGIC 4. comparer avant et après, avec un **intervalle de confiance** (bootstrap calculé dans Spark), comparer les paires miroirs, et le voir sur un graphique.
 # MAGIC
 # MAGIC > **D’où viennent les chiffres ?** En mode `replay`, les réponses viennent du **serveur de substitution rai-lab** : ce sont des textes synthétiques avec un biais **planté** exprès (par exemple « she » dans 90 % des réponses pour *nurse*, 15 % pour *engineer*), et une atténuation qui n’est suivie que 4 fois sur 5. Vos mesures retrouvent donc ce biais planté : ce ne sont **pas** les chiffres d’un vrai modèle. Avec votre propre déploiement (mode `live`, ou une cassette réenregistrée avec `rai-lab record`), les chiffres sont ceux du modèle.
+# MAGIC
+# MAGIC > **rai-lab** : en mode `live`, au quota de l’exercice (5 000 jetons par minute), cette partie prend **environ 7 minutes**. Azure compte chaque appel pour ses jetons de prompt plus `max_tokens` × `n`, ici environ 1 100 jetons, et n’en accepte que 5 000 par minute : le kit espace les appels et affiche l’attente. Une limite plus haute pour le déploiement (et `tpm`) la raccourcit.
 # MAGIC
 # MAGIC La cellule suivante charge les mesures (`bias`) et fixe les paramètres. En mode `replay`, gardez-les tels quels : la cassette contient exactement ces appels.
 

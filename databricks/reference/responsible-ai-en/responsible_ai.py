@@ -132,7 +132,7 @@
 # MAGIC 1. In the sidebar, use the **(+) New** link to create a **Notebook**.
 # MAGIC 2. Name your notebook and in the **Connect** drop-down list, select your cluster if it is not already selected. If the cluster is not running, it may take a minute or so to start.
 # MAGIC
-# MAGIC > **rai-lab**: here the notebook already exists. The next two cells start the kit. The first one holds the parameters: `mode = "replay"` replays recorded answers, with no network; `mode = "live"` calls your Azure OpenAI resource and records each exchange, without the key, to your own cassette. `deployment` is your deployment's name (`gpt-35-turbo` as in the exercise; `gpt-4o` is recorded too). In Databricks, without the kit installed, these cells do nothing and the calls are real, as in the exercise.
+# MAGIC > **rai-lab**: here the notebook already exists. The next two cells start the kit. The first one holds the parameters: `mode = "replay"` replays recorded answers, with no network; `mode = "live"` calls your Azure OpenAI resource and records each exchange, without the key, to your own cassette. `deployment` is your deployment's name (`gpt-35-turbo` as in the exercise; `gpt-4o` is recorded too). `tpm` is that deployment's quota in tokens per minute (5,000 in the exercise): in `live` mode the kit spaces the calls never to go over it, and says how long the waits will take. In Databricks, without the kit installed, these cells do nothing and the calls are real, as in the exercise.
 
 # COMMAND ----------
 
@@ -140,6 +140,7 @@
 mode = "replay"  # "replay": réponses enregistrées, hors ligne / recorded answers, offline; "live": Azure OpenAI
 deployment = "gpt-35-turbo"  # nom du déploiement / deployment name ("gpt-4o" is recorded too)
 cassette = None  # None: cassette de référence (replay) ou nouvelle (live) / reference (replay) or new (live)
+tpm = 5000  # quota du déploiement, jetons par minute / deployment quota, tokens per minute (live: calls paced to it)
 
 # COMMAND ----------
 
@@ -148,7 +149,7 @@ try:
 except ImportError:  # Databricks sans le kit / without the kit: real calls, as in the exercise
     rai_lab = None
 else:
-    kit = rai_lab.start(mode=mode, deployment=deployment, cassette=cassette)
+    kit = rai_lab.start(mode=mode, deployment=deployment, cassette=cassette, tpm=tpm)
 
 # COMMAND ----------
 
@@ -349,6 +350,8 @@ display(loaded_df)
 # MAGIC 4. compare before and after with a **confidence interval** (a bootstrap computed in Spark), compare the mirrored pairs, and see it on a chart.
 # MAGIC
 # MAGIC > **Where do the numbers come from?** In `replay` mode, the answers come from the **rai-lab stand-in server**: synthetic texts with a **planted** bias (for instance "she" in 90% of the answers for *nurse*, 15% for *engineer*), and a mitigation that is followed only 4 times out of 5. Your measures recover that planted bias: they are **not** a real model's numbers. With your own deployment (`live` mode, or a cassette re-recorded with `rai-lab record`), the numbers are the model's own.
+# MAGIC
+# MAGIC > **rai-lab**: in `live` mode, at the exercise's quota (5,000 tokens per minute), this part takes **about 7 minutes**. Azure counts each call as its prompt tokens plus `max_tokens` × `n`, about 1,100 tokens here, and takes only 5,000 a minute: the kit spaces the calls and shows the wait. A higher limit for the deployment (and `tpm`) shortens it.
 # MAGIC
 # MAGIC The next cell loads the measures (`bias`) and sets the parameters. In `replay` mode, keep them as they are: the cassette holds exactly these calls.
 
