@@ -17,8 +17,12 @@ The contract followed (as Azure OpenAI answers it):
   10-second windows); every answer carries ``x-ratelimit-remaining-*``, ``x-request-id``,
   ``apim-request-id`` (UUIDs) and ``x-ms-region``;
 * a prompt with a flagged word -> 400 ``content_filter`` with ``innererror``;
-* 200: a ``chat.completion`` body with ``usage``, ``prompt_filter_results`` and per-choice
-  ``content_filter_results``; ``finish_reason`` ``length`` when ``max_tokens`` cut it.
+* 200: a ``chat.completion`` body with ``model`` the deployed model's version, ``usage`` (with its
+  details), ``prompt_filter_results`` (``jailbreak`` included) and per-choice
+  ``content_filter_results`` (``protected_material_*`` included), ``message.refusal``;
+  ``finish_reason`` ``length`` when ``max_tokens`` cut it;
+* a prompt with an output-filter word -> 200 whose choices have ``finish_reason``
+  ``content_filter`` and no content (Azure's output filter).
 """
 
 from __future__ import annotations
@@ -67,7 +71,9 @@ API_VERSIONS = (
 )
 
 # deployment name -> the model name Azure reports in the body
-DEFAULT_DEPLOYMENTS = {"gpt-35-turbo": "gpt-35-turbo", "gpt-4o": "gpt-4o"}
+DEFAULT_OUTPUT_FILTER_WORDS: tuple[str, ...] = ()  # none: the lab's answers are never filtered by default
+# Deployment name -> the model version Azure names in each answer's `model`.
+DEFAULT_DEPLOYMENTS = {"gpt-35-turbo": "gpt-35-turbo-0125", "gpt-4o": "gpt-4o-2024-11-20"}
 
 DEFAULT_FILTER_WORDS = ("kill", "bomb", "massacre")
 
@@ -162,6 +168,7 @@ class StandinConfig:
     tokens_per_minute: int = 0  # 0: no limit
     time_scale: float = 1.0  # the quota's clock: 60 makes a minute last a second
     filter_words: tuple[str, ...] = DEFAULT_FILTER_WORDS
+    output_filter_words: tuple[str, ...] = DEFAULT_OUTPUT_FILTER_WORDS  # the answer to a prompt with one is filtered
     bias: str = DEFAULT_BIAS  # the profile for any system prompt...
     mitigated_bias: str = DEFAULT_MITIGATED_BIAS  # ...but one that asks for gender-neutral language
 
@@ -248,6 +255,11 @@ _SAFE_FILTER = {
     "sexual": {"filtered": False, "severity": "safe"},
     "violence": {"filtered": False, "severity": "safe"},
 }
+# What Azure adds to the prompt's and to each answer's filter results.
+_PROMPT_FILTER = {**_SAFE_FILTER, "jailbreak": {"filtered": False, "detected": False}}
+_ANSWER_FILTER = {**_SAFE_FILTER, "protected_material_code": {"filtered": False, "detected": False},
+                  "protected_material_text": {"filtered": False, "detected": False}}
+
 
 
 @dataclass
@@ -445,18 +457,27 @@ class StandinHandler(BaseHTTPRequestHandler):
         count = max(1, int(body.get("n") or 1))
         # At temperature 0 the n choices are the same answer (near enough what a model does).
         greedy = body.get("temperature") == 0
+        prompt = _user_prompt(body.get("messages") or [])
+        filtered_output = any(re.search(rf"\b{re.escape(w)}", prompt, re.I) for w in self.config.output_filter_words)
         choices, completion_tokens = [], 0
         for index in range(count):
             variant = body if index == 0 or greedy else {**body, "_choice": index}
             text = compose_answer(deployment, variant, self.config.bias, self.config.mitigated_bias)
             text, finish = _truncate(text, max_tokens)
             completion_tokens += count_tokens(text)
+            if filtered_output:  # Azure's output filter: a 200 whose choice has no content
+                choices.append({"index": index, "finish_reason": "content_filter",
+                                "message": {"role": "assistant", "content": None, "refusal": None},
+                                "content_filter_results": dict(_ANSWER_FILTER, violence={"filtered": True,
+                                                                                         "severity": "medium"}),
+                                "logprobs": None})
+                continue
             choices.append(
                 {
                     "index": index,
                     "finish_reason": finish,
-                    "message": {"role": "assistant", "content": text},
-                    "content_filter_results": _SAFE_FILTER,
+                    "message": {"role": "assistant", "content": text, "refusal": None},
+                    "content_filter_results": _ANSWER_FILTER,
                     "logprobs": None,
                 }
             )
@@ -469,12 +490,15 @@ class StandinHandler(BaseHTTPRequestHandler):
                 "created": int(time.time()),
                 "model": self.config.deployments[deployment],
                 "system_fingerprint": STANDIN_MARK,
-                "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": _SAFE_FILTER}],
+                "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": _PROMPT_FILTER}],
                 "choices": choices,
                 "usage": {
                     "prompt_tokens": prompt_tokens,
                     "completion_tokens": completion_tokens,
                     "total_tokens": prompt_tokens + completion_tokens,
+                    "completion_tokens_details": {"accepted_prediction_tokens": 0, "audio_tokens": 0,
+                                                  "reasoning_tokens": 0, "rejected_prediction_tokens": 0},
+                    "prompt_tokens_details": {"audio_tokens": 0, "cached_tokens": 0},
                 },
             },
             headers,
@@ -535,6 +559,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="WORD",
         help="a word that triggers 400 content_filter (repeatable; default: kill, bomb, massacre)",
     )
+    parser.add_argument(
+        "--output-filter-word",
+        action="append",
+        dest="output_filter_words",
+        metavar="WORD",
+        help="a word in a prompt whose answer the output filter removes: 200, finish_reason content_filter, no content",
+    )
     parser.add_argument("--bias", choices=sorted(BIAS_PROFILES), default=DEFAULT_BIAS,
                         help=f"planted bias for any system prompt (default: {DEFAULT_BIAS})")
     parser.add_argument("--mitigated-bias", choices=sorted(BIAS_PROFILES), default=DEFAULT_MITIGATED_BIAS,
@@ -544,13 +575,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    deployments = {name: name for name in args.deployments} if args.deployments else dict(DEFAULT_DEPLOYMENTS)
+    deployments = ({name: DEFAULT_DEPLOYMENTS.get(name, name) for name in args.deployments} if args.deployments
+                   else dict(DEFAULT_DEPLOYMENTS))
     config = StandinConfig(
         api_key=args.key,
         deployments=deployments,
         tokens_per_minute=args.tpm,
         time_scale=args.time_scale,
         filter_words=tuple(args.filter_words) if args.filter_words else DEFAULT_FILTER_WORDS,
+        output_filter_words=tuple(args.output_filter_words or ()),
         bias=args.bias,
         mitigated_bias=args.mitigated_bias,
     )
