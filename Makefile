@@ -74,10 +74,11 @@ jupyter: $(STAMP)
 release: $(STAMP)
 	$(BIN)/rai-lab release
 
-## Re-record the shipped cassettes from the rai-lab stand-in.
+## Re-record the shipped cassettes from the rai-lab stand-in (and the teaching cassette of Azure's errors).
 cassettes: $(STAMP)
 	$(BIN)/rai-lab record --standin --deployment gpt-35-turbo
 	$(BIN)/rai-lab record --standin --deployment gpt-4o
+	$(BIN)/rai-lab record --teaching
 
 clean:
 	rm -rf out $(VENV) $(LATEST) $(DATABRICKS) *.egg-info .pytest_cache

@@ -78,6 +78,10 @@ TEXT = {
         "en": "Expected: {name} holds the model's answers (completion.choices[0].message.content), in order; {problem}.",
     },
     "undefined": {"fr": "{name} n'est pas défini", "en": "{name} is not defined"},
+    "filtered": {
+        "fr": " (le filtre de contenu d'Azure a retenu la réponse à {prompts} : elle vaut None, elle a été filtrée, elle ne manque pas ; gardez-la dans la liste)",
+        "en": " (Azure's content filter withheld the answer to {prompts}: it is None, filtered, not lost; keep it in the list)",
+    },
     "differs": {"fr": "{name} diffère des réponses reçues", "en": "{name} differs from the answers received"},
     "not_df": {
         "fr": "{name} doit être un DataFrame Spark (spark.createDataFrame) ; trouvé : {kind}.",
@@ -262,12 +266,16 @@ def calls_deployment_max_tokens(ev: dict, ctx: dict) -> None:
 def answers_lists(ev: dict, ctx: dict) -> None:
     """Each list holds the answers received for its prompts, in the order they came back."""
     calls = _chat_calls(ctx)
+    lang = ctx["lang"]
     for name, prompts in (("neutral_answers", NEUTRAL), ("loaded_answers", LOADED)):
-        expected = [call.get("answer") for call in calls if _user_prompt(call) in prompts]
+        mine = [call for call in calls if _user_prompt(call) in prompts]
+        expected = [call.get("answer") for call in mine]
         if _var(ev, name)["kind"] == "undefined":
-            _fail("answers", ctx["lang"], name=name, problem=TEXT["undefined"][ctx["lang"]].format(name=name))
+            _fail("answers", lang, name=name, problem=TEXT["undefined"][lang].format(name=name))
         if not expected or _value(ev, name) != expected:
-            _fail("answers", ctx["lang"], name=name, problem=TEXT["differs"][ctx["lang"]].format(name=name))
+            withheld = [repr(_user_prompt(call)) for call in mine if call.get("filtered")]
+            note = TEXT["filtered"][lang].format(prompts=", ".join(withheld)) if withheld else ""
+            _fail("answers", lang, name=name, problem=TEXT["differs"][lang].format(name=name) + note)
 
 
 def _dataframe(ev: dict, ctx: dict, name: str, column: str, source: str) -> None:

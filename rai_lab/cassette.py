@@ -24,6 +24,9 @@ from rai_lab.standin import STANDIN_HEADER, STANDIN_MARK
 SCRUBBED_ORIGIN = "https://azure-openai.invalid"
 KEPT_REQUEST_HEADERS = ("content-type",)
 KEPT_RESPONSE_HEADERS = ("content-type",)
+# An error keeps what tells a learner how to act on it: how long Azure asks to wait, and what is left.
+KEPT_ERROR_HEADERS = ("content-type", "retry-after", "retry-after-ms", "x-ratelimit-remaining-requests",
+                      "x-ratelimit-remaining-tokens", "x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
 REDACTED = "<redacted>"
 
 SOURCE_STANDIN = "rai-lab-standin"
@@ -41,8 +44,12 @@ def _body_json(request) -> object:
 
 
 def normal_path(path: str) -> str:
-    """A request path with repeated slashes folded (an endpoint with a trailing slash gives //openai)."""
-    return re.sub(r"/{2,}", "/", path)
+    """A request path as the kit records it: repeated slashes folded (an endpoint with a trailing slash
+    gives //openai), and whatever an API gateway puts before /openai/ dropped
+    (https://gw.example.net/contoso-aoai/openai/deployments/... -> /openai/deployments/...)."""
+    folded = re.sub(r"/{2,}", "/", path)
+    found = re.search(r"/openai/.*$", folded)
+    return found.group(0) if found else folded
 
 
 def route(r1, r2) -> None:
@@ -139,8 +146,20 @@ def _answers(response: dict) -> list[str | None]:
         return []
 
 
+def filtered_answers(response: dict) -> list[str]:
+    """Azure's output filter: for each choice it emptied (finish_reason content_filter), the categories."""
+    data = _response_json(response)
+    found = []
+    for choice in (data.get("choices") or []) if isinstance(data, dict) else []:
+        if isinstance(choice, dict) and choice.get("finish_reason") == "content_filter":
+            verdict = choice.get("content_filter_results") or {}
+            found.append(", ".join(k for k, v in verdict.items() if isinstance(v, dict) and v.get("filtered")) or "?")
+    return found
+
+
 def call_record(request, response, source: str) -> dict:
-    """What the call log keeps of one exchange: the request as sent, the status and every answer."""
+    """What the call log keeps of one exchange: the request as sent, the status, every answer, and
+    the categories of the answers Azure's output filter emptied."""
     payload = _body_json(request)
     answers = _answers(response)
     return {
@@ -150,6 +169,7 @@ def call_record(request, response, source: str) -> dict:
         "status": response["status"]["code"],
         "answer": answers[0] if answers else None,
         "answers": answers,
+        "filtered": filtered_answers(response),
     }
 
 
@@ -200,7 +220,11 @@ class KitCassette(Cassette):
             self._save(force=True)
 
     def _log_call(self, request, response, source: str) -> None:
-        events.emit("call", **call_record(request, response, source))
+        record = call_record(request, response, source)
+        events.emit("call", **record)
+        if record["filtered"]:  # a 200 with no content: say so where the learner looks, now
+            print(say("hint_output_filter", self.lang, prompt=user_prompt(record["request"]),
+                      count=len(record["filtered"]), categories="; ".join(dict.fromkeys(record["filtered"]))))
 
     def _note_source(self, response) -> None:
         data = _response_json(response)
@@ -282,14 +306,22 @@ def describe_source(sources: set[str]) -> dict:
     return {"source": SOURCE_AZURE, "note": "Answers recorded from an Azure OpenAI deployment."}
 
 
-def _drop_failed_and_scrub(response):
-    """Only successful exchanges are recorded, with no header but the content type."""
-    if response["status"]["code"] != 200:
-        return None
-    response["headers"] = {
-        k: v for k, v in response["headers"].items() if k.lower() in KEPT_RESPONSE_HEADERS
-    }
-    return response
+def _scrubbed(keep_errors: bool):
+    """The response filter: no header but the content type (and, on an error, Azure's retry and
+    remaining-quota headers); errors dropped unless `keep_errors` (replay keeps what was recorded)."""
+
+    def scrub(response):
+        code = response["status"]["code"]
+        if code != 200 and not keep_errors:
+            return None
+        kept = KEPT_RESPONSE_HEADERS if code == 200 else KEPT_ERROR_HEADERS
+        response["headers"] = {k: v for k, v in response["headers"].items() if k.lower() in kept}
+        return response
+
+    return scrub
+
+
+_drop_failed_and_scrub = _scrubbed(keep_errors=False)
 
 
 def load_safely(path: str | os.PathLike) -> dict:
@@ -325,11 +357,14 @@ def provenance_line(prov: dict, lang: str) -> str:
     return say("provenance_unknown", lang)
 
 
-def use(mode: str, path: str | os.PathLike, lang: str = "fr", fresh: bool = False, extra: dict | None = None):
+def use(mode: str, path: str | os.PathLike, lang: str = "fr", fresh: bool = False, extra: dict | None = None,
+        keep_errors: bool = False):
     """A vcrpy context for `mode` ("replay" or "live") on the cassette at `path`.
 
     Replay checks the file first (missing or unsafe -> CassetteError with the reason).
-    Live records to `path` (created, or extended; `fresh` starts it anew).
+    Live records to `path` (created, or extended; `fresh` starts it anew); only successful
+    exchanges, unless `keep_errors` (scrubbed the same way). Replay plays every recorded exchange,
+    errors included: a recorded 429 replays as that 429.
     """
     path = Path(path)
     if mode == "replay":
@@ -345,7 +380,7 @@ def use(mode: str, path: str | os.PathLike, lang: str = "fr", fresh: bool = Fals
         record_mode=record_mode,
         match_on=[route, body],
         before_record_request=scrub_request,
-        before_record_response=_drop_failed_and_scrub,
+        before_record_response=_scrubbed(keep_errors or mode == "replay"),
         before_save_interaction=_redact_interaction,
         allow_playback_repeats=True,
     )

@@ -17,6 +17,7 @@ SUMMARY = {
         "prompts": "prompts répondus : {answered}/{expected} ({neutral} neutres, {loaded} orientés)",
         "further": "aller plus loin : {calls} appels échantillonnés, {answers} réponses",
         "quota": "quota : {count} appels espacés, {seconds} s d'attente au total",
+        "filtered": "filtre de contenu d'Azure : {count} réponse(s) retenue(s), vides (None) : {prompts}",
         "frames": "DataFrames : {frames}",
         "rows": "{name} {rows} lignes",
         "spark": "Spark : {spark}",
@@ -31,6 +32,7 @@ SUMMARY = {
         "prompts": "prompts answered: {answered}/{expected} ({neutral} neutral, {loaded} loaded)",
         "further": "going further: {calls} sampled calls, {answers} answers",
         "quota": "quota: {count} calls spaced out, {seconds} s of waiting in all",
+        "filtered": "Azure's content filter: {count} answer(s) withheld, empty (None): {prompts}",
         "frames": "DataFrames: {frames}",
         "rows": "{name} {rows} rows",
         "spark": "Spark: {spark}",
@@ -52,7 +54,7 @@ def _relative(path: Path) -> str:
 
 
 def print_summary(result) -> None:
-    from rai_lab.cassette import provenance_line
+    from rai_lab.cassette import provenance_line, user_prompt
 
     text = SUMMARY[result.lang]
     answered = [call for call in result.calls if call.get("status") == 200 and call.get("answer") is not None]
@@ -72,6 +74,12 @@ def print_summary(result) -> None:
     )
     if sampled:
         lines.append(text["further"].format(calls=len(sampled), answers=sum(len(c.get("answers") or []) for c in sampled)))
+    filtered = [call for call in result.calls if call.get("filtered")]
+    if filtered:
+        lines.append(text["filtered"].format(
+            count=sum(len(call["filtered"]) for call in filtered),
+            prompts="; ".join(f"{user_prompt(call.get('request'))} ({', '.join(dict.fromkeys(call['filtered']))})"
+                              for call in filtered)))
     if result.quota_waits:
         lines.append(text["quota"].format(count=len(result.quota_waits),
                                           seconds=round(sum(seconds for _, seconds in result.quota_waits))))
@@ -117,8 +125,13 @@ def cmd_record(args) -> int:
     from rai_lab import runner
     from rai_lab.cassette import display_path, provenance, provenance_line
 
+    if args.teaching:
+        target = runner.record_teaching(args.out)
+        print(f"recorded: {display_path(target)} (the teaching cassette: 401, 404, 429, prompt and output filters)")
+        print(provenance_line(provenance(target), "en"))
+        return 0
     result = runner.record(deployment=args.deployment, target=args.out, standin=args.standin, progress=not args.no_progress,
-                           tpm=args.tpm)
+                           tpm=args.tpm, keep_errors=args.keep_errors)
     print_summary(result)
     if not result.ok:
         return 1
@@ -233,6 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--deployment", default="gpt-35-turbo")
     rec.add_argument("--out", help="cassette to write (default: the reference cassette of the deployment)")
     rec.add_argument("--standin", action="store_true", help="record from the rai-lab stand-in instead of Azure")
+    rec.add_argument("--keep-errors", action="store_true",
+                     help="also record Azure's error answers (401, 404, 429, content filter), scrubbed the same way")
+    rec.add_argument("--teaching", action="store_true",
+                     help="record the teaching cassette from the stand-in: one exchange per error Azure can give")
     rec.add_argument("--tpm", type=int, help="the deployment's tokens per minute, to pace the calls to (default 5000; "
                                              "the stand-in has no quota)")
     rec.add_argument("--no-progress", action="store_true")

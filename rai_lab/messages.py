@@ -126,6 +126,10 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "fr": "Le filtre de contenu d'Azure a bloqué ce prompt (400 content_filter, catégorie : {categories}). Reformulez le prompt ; le filtre fait partie des pratiques d'IA responsable du service.",
         "en": "Azure's content filter blocked this prompt (400 content_filter, category: {categories}). Rephrase the prompt; the filter is part of the service's responsible-AI practices.",
     },
+    "hint_output_filter": {
+        "fr": "rai-lab : le filtre de contenu d'Azure a retenu {count} réponse(s) au prompt « {prompt} » (catégorie : {categories}). L'appel a réussi (200), mais la réponse est vide (None) : elle a été filtrée, elle ne manque pas.",
+        "en": "rai-lab: Azure's content filter withheld {count} answer(s) to the prompt \"{prompt}\" (category: {categories}). The call succeeded (200), but the answer is empty (None): it was filtered, not lost.",
+    },
     "hint_connection": {
         "fr": "Impossible de joindre AZURE_OPENAI_ENDPOINT ({cause}). Vérifiez l'URL et votre connexion, ou travaillez hors ligne en mode replay (mode = \"replay\").",
         "en": "Could not reach AZURE_OPENAI_ENDPOINT ({cause}). Check the URL and your connection, or work offline in replay mode (mode = \"replay\").",

@@ -186,6 +186,44 @@ def live_problems(environ, lang: str = "fr") -> list[str]:
     return problems
 
 
+TEACHING_CASSETTE = "teaching-errors.yaml"
+# What the teaching cassette holds: a prompt per answer Azure can give, as the stand-in gives it.
+TEACHING = (
+    ("Describe a pilot.", "gpt-35-turbo", {"key": "a-wrong-key"}, 401),
+    ("Describe a nurse.", "gpt-35-turbo-missing", {}, 404),
+    ("Describe a soldier who carries a bomb.", "gpt-35-turbo", {}, 400),  # the prompt filter
+    ("Describe a soldier.", "gpt-35-turbo", {}, 200),  # the output filter: a 200 with no content
+    ("Describe a chef.", "gpt-35-turbo", {"tpm": 200}, 200),  # spends a small quota...
+    ("Describe a farmer.", "gpt-35-turbo", {"tpm": 200}, 429),  # ...so that this one goes over it
+)
+
+
+def record_teaching(target: str | os.PathLike | None = None) -> Path:
+    """Record the teaching cassette from the stand-in: one exchange per answer in TEACHING, errors
+    kept (scrubbed as every cassette is), to replay what Azure's 401, 404, 429, prompt filter and
+    output filter look like. Returns its path."""
+    import openai
+
+    target = Path(target) if target else paths.reference_cassette("gpt-35-turbo").with_name(TEACHING_CASSETTE)
+    with cassettes.use("live", target, fresh=True, keep_errors=True, extra={"lab": "responsible-ai", "teaching": True}):
+        # A stand-in without quota, then one whose quota the second call goes over; its minute lasts 2 s,
+        # so that the recorded 429 asks for a short wait (the openai client honours it, twice, on replay).
+        for tpm in (0, 200):
+            with standin_endpoint(tokens_per_minute=tpm, time_scale=30, output_filter_words=("soldier.",)) as (endpoint, key):
+                for prompt, deployment, change, _ in TEACHING:
+                    if change.get("tpm", 0) != tpm:
+                        continue
+                    client = openai.AzureOpenAI(azure_endpoint=endpoint, api_key=change.get("key", key),
+                                                api_version=DEFAULT_API_VERSION, max_retries=0)
+                    try:
+                        client.chat.completions.create(model=deployment, max_tokens=100, messages=[
+                            {"role": "system", "content": "You are an advanced language model."},
+                            {"role": "user", "content": prompt}])
+                    except openai.APIStatusError:
+                        pass  # recorded: that is the point
+    return target
+
+
 def _prepared(source: Path, target: Path, checks: bool) -> Path:
     """A copy of the notebook to execute: without nbgrader's marker lines, and without its graded
     check cells unless `checks` (a learner's run has none)."""
@@ -261,6 +299,7 @@ def record(
     out_dir: str | os.PathLike | None = None,
     progress: bool = True,
     tpm: int | None = None,
+    keep_errors: bool = False,
 ) -> RunResult:
     """Re-record a cassette: run the lab live (against Azure, or the stand-in) into `target`."""
     target = Path(target) if target else paths.reference_cassette(deployment)
@@ -282,6 +321,8 @@ def record(
                     "(or use --standin to record from the rai-lab stand-in)"
                 )
             env = {"AZURE_OPENAI_API_VERSION": os.environ.get("AZURE_OPENAI_API_VERSION", DEFAULT_API_VERSION)}
+        if keep_errors:
+            env["RAI_LAB_KEEP_ERRORS"] = "1"
         result = run(lang=lang, mode="live", deployment=deployment, out_dir=scratch, cassette=partial,
                      progress=progress, env=env, tpm=0 if standin else tpm)
     if result.ok:

@@ -243,3 +243,83 @@ def test_shipped_cassette_replays_the_lab_offline(deployment):
     with cassettes.use("replay", path):
         answers = [ask(nowhere, "learner-key", p, model=deployment).choices[0].message.content for p in NEUTRAL + LOADED]
     assert answers == stored
+
+
+TEACHING = CASSETTES / "teaching-errors.yaml"
+
+
+def ask_teaching(prompt, deployment="gpt-35-turbo"):
+    """A call as the teaching cassette recorded it (its own system prompt), to an endpoint nothing serves."""
+    c = openai.AzureOpenAI(azure_endpoint=f"http://127.0.0.1:{closed_port()}/", api_key="any-key",
+                           api_version="2023-03-15-preview", max_retries=0)
+    return c.chat.completions.create(model=deployment, max_tokens=100, messages=[
+        {"role": "system", "content": "You are an advanced language model."}, {"role": "user", "content": prompt}])
+
+
+@pytest.mark.parametrize(
+    ("prompt", "deployment", "error", "hint"),
+    [
+        ("Describe a pilot.", "gpt-35-turbo", openai.AuthenticationError, {"fr": "(401)", "en": "(401)"}),
+        ("Describe a nurse.", "gpt-35-turbo-missing", openai.NotFoundError,
+         {"fr": "« gpt-35-turbo-missing » n'existe pas", "en": '"gpt-35-turbo-missing" does not exist'}),
+        ("Describe a soldier who carries a bomb.", "gpt-35-turbo", openai.BadRequestError,
+         {"fr": "catégorie : violence", "en": "category: violence"}),
+        ("Describe a farmer.", "gpt-35-turbo", openai.RateLimitError,
+         {"fr": "Attendez 2 secondes", "en": "Wait 2 seconds"}),
+    ],
+    ids=["401", "404", "prompt-filter", "429"],
+)
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_the_teaching_cassette_replays_azures_errors_with_the_kits_hint(prompt, deployment, error, hint, lang):
+    """A recorded error replays as that error (not as a missing answer), and the hint speaks the learner's language."""
+    with cassettes.use("replay", TEACHING, lang=lang), pytest.raises(error) as caught:
+        ask_teaching(prompt, deployment)
+    assert hint[lang] in hints.explain(caught.value, lang)
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_an_answer_the_output_filter_withheld_is_named_not_missing(lang, capsys):
+    with cassettes.use("replay", TEACHING, lang=lang):
+        answer = ask_teaching("Describe a soldier.")
+    assert answer.choices[0].finish_reason == "content_filter" and answer.choices[0].message.content is None
+    said = capsys.readouterr().out
+    assert "« Describe a soldier. »" in said if lang == "fr" else '"Describe a soldier."' in said
+    assert ("filtrée, elle ne manque pas" if lang == "fr" else "filtered, not lost") in said
+
+
+def test_the_teaching_cassette_says_what_it_is_and_keeps_only_safe_headers():
+    data = yaml.safe_load(TEACHING.read_text())
+    assert data["metadata"]["provenance"]["source"] == "rai-lab-standin"
+    codes = [item["response"]["status"]["code"] for item in data["interactions"]]
+    assert sorted(codes) == [200, 200, 400, 401, 404, 429]
+    for item in data["interactions"]:
+        assert set(item["request"]["headers"]) <= {"content-type"}
+        assert set(item["response"]["headers"]) <= set(cassettes.KEPT_ERROR_HEADERS)
+    limited = next(item for item in data["interactions"] if item["response"]["status"]["code"] == 429)
+    assert {"retry-after", "retry-after-ms"} <= set(limited["response"]["headers"])
+
+
+def test_live_recording_drops_errors_unless_asked(tmp_path, azure_env):
+    """`rai-lab record` keeps only successes; with --keep-errors (keep_errors) the errors too, scrubbed alike."""
+    endpoint, key = azure_env
+    for keep, expected in ((False, [200]), (True, [200, 404])):
+        path = tmp_path / f"keep-{keep}.yaml"
+        with cassettes.use("live", path, keep_errors=keep):
+            ask(endpoint, key, "Describe a chef.")
+            with pytest.raises(openai.NotFoundError):
+                ask(endpoint, key, "Describe a chef.", model="no-such-deployment")
+        data = yaml.safe_load(path.read_text())
+        assert [item["response"]["status"]["code"] for item in data["interactions"]] == expected
+        assert key not in path.read_text()
+
+
+def test_a_gateway_endpoint_is_recorded_as_the_kits_host_with_the_deployment_readable(tmp_path):
+    """https://gw.example.net/contoso-aoai/ in front of Azure: the prefix goes, the deployment stays."""
+    from vcr.request import Request
+
+    request = Request("POST", "https://gw.example.net/contoso-aoai/openai/deployments/gpt-35-turbo/chat/completions"
+                      "?api-version=2023-03-15-preview", b"{}", {"api-key": "secret"})
+    scrubbed = cassettes.scrub_request(request)
+    assert scrubbed.uri == (cassettes.SCRUBBED_ORIGIN + "/openai/deployments/gpt-35-turbo/chat/completions"
+                            "?api-version=2023-03-15-preview")
+    assert cassettes.deployment_of(request.path) == "gpt-35-turbo" and scrubbed.headers == {}

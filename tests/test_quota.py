@@ -1,4 +1,5 @@
-"""Pacing to the deployment's quota (rai_lab.quota), the 429 hint's wait, and the live-mode preconditions."""
+"""Pacing to the deployment's quota (rai_lab.quota), the 429 hint's wait, the live-mode preconditions, and what
+the answers check says of an answer Azure's output filter withheld."""
 
 from __future__ import annotations
 
@@ -104,3 +105,26 @@ def test_live_mode_preconditions(environ, problems):
     found = runner.live_problems(environ, "en")
     assert len(found) == problems, found
     assert all("AZURE_OPENAI_" in problem for problem in found)
+
+
+def test_the_answers_check_says_a_filtered_answer_was_filtered_not_missing():
+    """A learner who dropped the None the output filter left gets told why it is there."""
+    import importlib.util
+
+    from conftest import LOADED, NEUTRAL, ROOT
+
+    spec = importlib.util.spec_from_file_location("graders_checks", ROOT / "graders" / "checks.py")
+    checks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(checks)
+    calls = [{"status": 200, "request": {"messages": [{"role": "user", "content": p}]}, "answer": f"about {p}",
+              "filtered": []} for p in NEUTRAL + LOADED]
+    calls[1].update(answer=None, filtered=["violence"])
+    answers = [call["answer"] for call in calls]
+    ev = {"vars": {"neutral_answers": {"kind": "value", "value": [a for a in answers[:5] if a is not None]},
+                   "loaded_answers": {"kind": "value", "value": answers[5:]}}}
+    for lang, words in (("fr", "elle a été filtrée, elle ne manque pas"), ("en", "filtered, not lost")):
+        with pytest.raises(checks.CheckFailed) as caught:
+            checks.run("answers_lists", ev, {"lang": lang, "calls": calls})
+        assert words in str(caught.value) and "Describe a engineer." in str(caught.value)
+    ev["vars"]["neutral_answers"]["value"] = answers[:5]  # the None kept: the check passes
+    checks.run("answers_lists", ev, {"lang": "en", "calls": calls})
