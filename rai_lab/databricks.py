@@ -53,12 +53,45 @@ HIDDEN = "### BEGIN HIDDEN TESTS"
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 
 
+# The reference job's own cells (databricks.yml): the deployment is the job's parameter, and the
+# Azure OpenAI variables must come from the cluster (the secret scope), or the job stops at once.
+JOB_PARAMETER = '''dbutils.widgets.text("deployment", deployment)  # the job's parameter (databricks.yml: var.deployment)
+deployment = dbutils.widgets.get("deployment")'''
+JOB_VARIABLES = '''import os
+
+# The reference job: the cluster's variables (databricks.yml: the secret scope, var.azure_openai_endpoint), or a loud stop.
+problems = [name for name in ("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT")
+            if not os.environ.get(name) or "<" in os.environ[name] or os.environ[name].startswith("your_")]
+if problems:
+    raise RuntimeError(f"rai-lab reference job: {', '.join(problems)} not set on the cluster. Store the key in the secret "
+                       "scope (databricks secrets put-secret rai-lab azure-openai-api-key) and deploy with "
+                       "--var azure_openai_endpoint=https://<your-resource>.openai.azure.com/")
+os.environ["AZURE_OPENAI_API_VERSION"] = os.environ.get("AZURE_OPENAI_API_VERSION") or "2023-03-15-preview"'''
+
+
+def _grade_id(cell) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
 def reference(nb):
-    """The solution notebook as the bundle's job runs it: no hidden tests, no nbgrader markers."""
+    """The solution notebook as the bundle's job runs it: no hidden tests, no nbgrader markers, the
+    deployment from the job's parameter, the Azure OpenAI variables from the cluster or a loud stop."""
     nb = nbformat.from_dict(nb)
     nb.cells = [cell for cell in nb.cells if HIDDEN not in cell.source]
     for cell in nb.cells:
         cell.source = "\n".join(line for line in cell.source.splitlines() if line.strip() not in MARKERS)
+        if _grade_id(cell) == "kit_parameters":
+            cell.source = cell.source + "\n" + JOB_PARAMETER
+        elif _grade_id(cell) == "env_vars":
+            cell.source = JOB_VARIABLES
+    return nb
+
+
+def learner(nb):
+    """The learner's notebook for Databricks: without the graded check cells, which hold only a comment
+    until grading puts their tests back (grading reads the .ipynb of lab/, not these files)."""
+    nb = nbformat.from_dict(nb)
+    nb.cells = [cell for cell in nb.cells if not cell.get("metadata", {}).get("nbgrader", {}).get("grade")]
     return nb
 
 
@@ -68,7 +101,7 @@ def export(dest: Path, folder: Path | None = None) -> list[Path]:
     for assignment in paths.ASSIGNMENTS.values():
         lab = nbformat.read((folder or paths.LAB) / assignment / paths.NOTEBOOK, as_version=4)
         solution = nbformat.read(paths.SOLUTIONS / assignment / paths.NOTEBOOK, as_version=4)
-        for target, nb in ((dest / assignment / "responsible_ai.py", lab),
+        for target, nb in ((dest / assignment / "responsible_ai.py", learner(lab)),
                            (dest / "reference" / assignment / "responsible_ai.py", reference(solution))):
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(to_source(nb), encoding="utf-8")

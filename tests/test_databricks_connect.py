@@ -58,6 +58,12 @@ def test_the_lab_runs_through_databricks_connect(server, tmp_path):
     assert f"Databricks Connect ({server}, Spark 4.3.0)" in done.stdout
     assert "neutral_df 5 lignes, loaded_df 5 lignes" in done.stdout
     assert_lab_ran_cleanly(tmp_path)
+    # The Databricks path of the first cell ran and installed nothing: the pinned versions are there.
+    import nbformat
+
+    first = nbformat.read(tmp_path / "responsible-ai-fr" / "responsible_ai.ipynb", 4).cells
+    install = next(c for c in first if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "kit_databricks")
+    assert [o.get("text") for o in install.outputs] == ["openai 1.42.0, httpx 0.27.2\n"]
 
 
 def test_missing_databricks_settings_are_a_clear_error(tmp_path):

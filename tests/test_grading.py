@@ -57,7 +57,7 @@ EXPECTED = {
     "endless-loop": (11, 2, "graded", [*FRAMES, "bonus_samples_df", "bonus_representation"],
                      "Limite de temps par cellule atteinte"),
     # the checks before the crash keep their points; the note names the cell
-    "kernel-crash": (11, 0, "graded", [*FRAMES, *BONUS], "noyau Python s'est arrêté (plantage, mémoire épuisée ou sortie forcée) dans la cellule de code n° 15"),
+    "kernel-crash": (11, 0, "graded", [*FRAMES, *BONUS], "noyau Python s'est arrêté (plantage, mémoire épuisée ou sortie forcée) dans la cellule de code n° 16"),
     "huge-output": (15, 4, "graded", [], None),
     "tries-network": (3, 0, "graded", CALLS + FRAMES + BONUS, None),
     "prints-environment": (15, 4, "graded", [], None),
@@ -249,7 +249,7 @@ def test_a_notebook_over_its_time_limit_is_stopped_there_and_the_batch_goes_on(t
     assert "time limits: 600 s per cell, 40 s per notebook" in done.stdout
     grades = read_grades(out)
     assert (grades["a-loop"]["score"], grades["a-loop"]["bonus"], grades["a-loop"]["status"]) == ("11", "0", "graded")
-    assert grades["a-loop"]["notes"].startswith("Limite de temps du notebook atteinte (40 s) dans la cellule de code n° 15")
+    assert grades["a-loop"]["notes"].startswith("Limite de temps du notebook atteinte (40 s) dans la cellule de code n° 16")
     assert grades["b-solution"]["score"] == "15"
 
 
@@ -270,7 +270,7 @@ def test_time_limits_scale_from_the_solution_and_deterministic_stops_are_kept(tm
     assert f"time limits: {limits['cell']:g} s per cell" in first.stdout
     loop_seconds = json.loads((work / "logs" / "batch" / "timings.json").read_text())["notebooks"]["loop"]["total"]
     assert loop_seconds < limits["cell"] + 15  # the endless loop cost its cell's limit, not minutes
-    note = f"Limite de temps par cellule atteinte ({limits['cell']:g} s) dans la cellule de code n° 15"
+    note = f"Limite de temps par cellule atteinte ({limits['cell']:g} s) dans la cellule de code n° 16"
     assert read_grades(out)["loop"]["notes"].startswith(note)
     before = read_grades(out)
     second = rai_lab_command(*args)

@@ -119,21 +119,25 @@ def test_code_is_the_exercises_code():
 
 @pytest.mark.parametrize("folder", [SOLUTIONS, LAB], ids=["solutions", "lab"])
 def test_first_code_cell_holds_the_papermill_parameters(folder):
+    """First the Databricks install cell (nothing elsewhere), then the parameters, then the kit."""
     for lang in LANGS:
-        first, second = code_cells(read(folder, lang))[:2]
+        install, first, second = code_cells(read(folder, lang))[:3]
+        assert grade_id(install) == "kit_databricks" and "DATABRICKS_RUNTIME_VERSION" in install.source
         assert first.metadata["tags"] == ["parameters"]
-        assert {"mode", "deployment", "cassette"} <= set(re.findall(r"^(\w+) =", first.source, re.M))
+        assert {"mode", "deployment", "cassette", "tpm"} <= set(re.findall(r"^(\w+) =", first.source, re.M))
         assert 'mode = "replay"' in first.source and 'deployment = "gpt-35-turbo"' in first.source
         # Without rai_lab installed (Databricks) the kit cell must not fail.
         assert "except ImportError" in second.source and "rai_lab.start(" in second.source
 
 
 def test_kit_cells_run_without_the_kit_installed(tmp_path):
-    """In Databricks, where rai_lab is not installed, the parameter and kit cells run and do nothing."""
-    cells = code_cells(read(LAB, "fr"))[:2]
+    """In Databricks, where rai_lab is not installed, the install, parameter and kit cells run and do
+    nothing but note the cluster's Azure OpenAI variables."""
+    cells = code_cells(read(LAB, "fr"))[:3]
     script = tmp_path / "cells.py"
     script.write_text("import sys\nsys.modules['rai_lab'] = None\n" + "\n".join(c.source for c in cells)
-                      + "\nassert rai_lab is None and mode == 'replay'\n")
+                      + "\nassert rai_lab is None and mode == 'replay' and set(cluster_azure) == "
+                        "{'AZURE_OPENAI_API_KEY', 'AZURE_OPENAI_ENDPOINT', 'AZURE_OPENAI_API_VERSION'}\n")
     done = subprocess.run(["python3", "-I", str(script)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
@@ -176,7 +180,7 @@ def test_released_notebook_shows_which_cells_to_fill(lang, stub):
     graded = {grade_id(c) for c in code_cells(nb) if c.metadata["nbgrader"].get("grade")}
     assert len(graded) == 14  # the exercise's ten checks and four bonus ones
     locked = {grade_id(c) for c in code_cells(nb) if c.metadata.get("editable") is False}
-    assert locked == {"kit_start", "create_client", "sample_inputs"} | graded
+    assert locked == {"kit_databricks", "kit_start", "create_client", "sample_inputs"} | graded
 
 
 @pytest.mark.parametrize("folder", [SOLUTIONS, LAB], ids=["solutions", "lab"])

@@ -132,7 +132,31 @@
 # MAGIC 1. In the sidebar, use the **(+) New** link to create a **Notebook**.
 # MAGIC 2. Name your notebook and in the **Connect** drop-down list, select your cluster if it is not already selected. If the cluster is not running, it may take a minute or so to start.
 # MAGIC
-# MAGIC > **rai-lab**: here the notebook already exists. The next two cells start the kit. The first one holds the parameters: `mode = "replay"` replays recorded answers, with no network; `mode = "live"` calls your Azure OpenAI resource and records each exchange, without the key, to your own cassette. `deployment` is your deployment's name (`gpt-35-turbo` as in the exercise; `gpt-4o` is recorded too). `tpm` is that deployment's quota in tokens per minute (5,000 in the exercise): in `live` mode the kit spaces the calls never to go over it, and says how long the waits will take. In Databricks, without the kit installed, these cells do nothing and the calls are real, as in the exercise.
+# MAGIC > **rai-lab**: here the notebook already exists. The next three cells are the kit's. The first does nothing outside Databricks; on Databricks it installs `openai==1.42.0` (as the exercise does) and `httpx==0.27.2` (which it needs) when they are missing, then restarts Python: go on with the next cell. The second holds the parameters: `mode = "replay"` replays recorded answers, with no network; `mode = "live"` calls your Azure OpenAI resource and records each exchange, without the key, to your own cassette. `deployment` is your deployment's name (`gpt-35-turbo` as in the exercise; `gpt-4o` is recorded too). `tpm` is that deployment's quota in tokens per minute (5,000 in the exercise): in `live` mode the kit spaces the calls never to go over it, and says how long the waits will take. In Databricks, without the kit installed, the calls are real, as in the exercise; when the cluster provides `AZURE_OPENAI_*` (the secret scope of `databricks.yml`), the cell that creates `client` takes them where your values are still the example ones, and says so.
+
+# COMMAND ----------
+
+# rai-lab, Databricks : openai==1.42.0 (l'exercice) et httpx==0.27.2 (qu'il lui faut), installés s'ils manquent
+# rai-lab, Databricks: openai==1.42.0 (the exercise) and httpx==0.27.2 (which it needs), installed when missing
+import os
+
+if os.environ.get("DATABRICKS_RUNTIME_VERSION") or os.environ.get("RAI_LAB_SPARK") == "databricks":
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(package):
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return None
+
+    if (installed("openai"), installed("httpx")) == ("1.42.0", "0.27.2"):
+        print("openai 1.42.0, httpx 0.27.2")
+    else:
+        get_ipython().run_line_magic("pip", "install --quiet openai==1.42.0 httpx==0.27.2")
+        if "dbutils" in globals():  # Python redémarre : continuez à la cellule suivante / Python restarts: go on with the next cell
+            dbutils.library.restartPython()
+        else:
+            print("rai-lab: redémarrez le noyau / restart the kernel")
 
 # COMMAND ----------
 
@@ -144,10 +168,14 @@ tpm = 5000  # quota du déploiement, jetons par minute / deployment quota, token
 
 # COMMAND ----------
 
+import os
+
 try:
     import rai_lab
 except ImportError:  # Databricks sans le kit / without the kit: real calls, as in the exercise
     rai_lab = None
+    # Les variables que le cluster fournit (databricks.yml : secret scope) / what the cluster provides
+    cluster_azure = {name: os.environ.get(name) for name in ("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_VERSION")}
 else:
     kit = rai_lab.start(mode=mode, deployment=deployment, cassette=cassette, tpm=tpm)
 
@@ -164,7 +192,7 @@ else:
 # MAGIC os.environ["AZURE_OPENAI_API_VERSION"] = "2023-03-15-preview"
 # MAGIC ```
 # MAGIC
-# MAGIC > **rai-lab**: in this notebook, "the first cell" is the code cell after this text (the kit's two cells come before it). In `replay` mode the key is never sent: use any value you like (not `your_openai_api_key`) and an endpoint shaped like `https://<your-resource>.openai.azure.com/`. In `live` mode, **do not paste your real key into a notebook you share or hand in**: read it with `getpass.getpass()` (or, in Databricks, `dbutils.secrets.get(...)`).
+# MAGIC > **rai-lab**: in this notebook, "the first cell" is the code cell after this text (the kit's three cells come before it). In `replay` mode the key is never sent: use any value you like (not `your_openai_api_key`) and an endpoint shaped like `https://<your-resource>.openai.azure.com/`. In `live` mode, **do not paste your real key into a notebook you share or hand in**: read it with `getpass.getpass()` (or, in Databricks, `dbutils.secrets.get(...)`).
 
 # COMMAND ----------
 
@@ -175,24 +203,24 @@ raise NotImplementedError()
 
 # COMMAND ----------
 
-# Vérification notée / graded check: env_key_set (1 point)
-
-# COMMAND ----------
-
-# Vérification notée / graded check: env_endpoint_https (1 point)
-
-# COMMAND ----------
-
-# Vérification notée / graded check: env_api_version (1 point)
-
-# COMMAND ----------
-
 # MAGIC %md
 # MAGIC > **rai-lab**: the exercise's code uses a `client` object but never creates it. The next cell creates it from the three environment variables, with the `openai` library: this client sends the prompts to your Azure OpenAI deployment.
 
 # COMMAND ----------
 
 from openai import AzureOpenAI
+
+if rai_lab is None:  # Databricks sans le kit / without the kit: the cluster's AZURE_OPENAI_* where yours are unset or placeholders
+    placeholders = ("", "your_openai_api_key", "your_openai_endpoint")
+    for name, value in cluster_azure.items():
+        if value and os.environ.get(name, "") in placeholders:
+            os.environ[name] = value
+            print(f"rai-lab: {name} = valeur du cluster / the cluster's value")
+    unset = [name for name in cluster_azure if os.environ.get(name, "") in placeholders]
+    if unset:
+        raise RuntimeError(f"rai-lab: {', '.join(unset)} : ni le cluster ni la cellule des variables ne les définit ; "
+                           "mettez votre clé et votre point de terminaison dans la cellule des variables / "
+                           "neither the cluster nor the variables cell sets them; put your key and endpoint in the variables cell")
 
 client = AzureOpenAI(
     azure_endpoint=os.environ["AZURE_OPENAI_ENDPOINT"],
@@ -288,26 +316,6 @@ raise NotImplementedError()
 
 # COMMAND ----------
 
-# Vérification notée / graded check: calls_ten_made (2 points)
-
-# COMMAND ----------
-
-# Vérification notée / graded check: calls_prompts_in_order (2 points)
-
-# COMMAND ----------
-
-# Vérification notée / graded check: calls_system_prompt (1 point)
-
-# COMMAND ----------
-
-# Vérification notée / graded check: calls_deployment_max_tokens (1 point)
-
-# COMMAND ----------
-
-# Vérification notée / graded check: answers_lists (2 points)
-
-# COMMAND ----------
-
 # MAGIC %md
 # MAGIC 2. In a new cell, run the following code to turn the model outputs into dataframes and analyze them for gender bias.
 # MAGIC
@@ -327,14 +335,6 @@ raise NotImplementedError()
 
 # YOUR CODE HERE
 raise NotImplementedError()
-
-# COMMAND ----------
-
-# Vérification notée / graded check: neutral_df_built (2 points)
-
-# COMMAND ----------
-
-# Vérification notée / graded check: loaded_df_built (2 points)
 
 # COMMAND ----------
 
@@ -425,18 +425,6 @@ raise NotImplementedError()
 
 # COMMAND ----------
 
-# Vérification bonus / bonus check: bonus_samples_baseline (1 point)
-
-# COMMAND ----------
-
-# Vérification bonus / bonus check: bonus_mitigation_run (1 point)
-
-# COMMAND ----------
-
-# Vérification bonus / bonus check: bonus_samples_df (1 point)
-
-# COMMAND ----------
-
 # MAGIC %md
 # MAGIC 2. In a new cell, run the following code to measure, in Spark, the **demographic representation** of the answers to the **neutral** prompts, per run and profession:
 # MAGIC
@@ -462,10 +450,6 @@ raise NotImplementedError()
 
 # YOUR CODE HERE
 raise NotImplementedError()
-
-# COMMAND ----------
-
-# Vérification bonus / bonus check: bonus_representation (1 point)
 
 # COMMAND ----------
 

@@ -132,7 +132,31 @@
 # MAGIC 1. Dans la barre latérale, cliquez sur le lien **(+) Nouveau** pour créer un **notebook**.
 # MAGIC 2. Donnez un nom à votre notebook et, dans la liste déroulante **Connexion**, sélectionnez votre cluster s’il n’est pas déjà sélectionné. Si le cluster n’est pas en cours d’exécution, le démarrage peut prendre une minute.
 # MAGIC
-# MAGIC > **rai-lab** : ici, le notebook est déjà créé. Les deux cellules suivantes démarrent le kit. La première contient les paramètres : `mode = "replay"` rejoue les réponses enregistrées, sans réseau ; `mode = "live"` appelle votre ressource Azure OpenAI et enregistre chaque échange, sans la clé, dans votre propre cassette. `deployment` est le nom de votre déploiement (`gpt-35-turbo` comme dans l’exercice ; `gpt-4o` est aussi enregistré). `tpm` est le quota de ce déploiement en jetons par minute (5 000 dans l’exercice) : en mode `live`, le kit espace les appels pour ne jamais le dépasser, et dit combien de temps il faudra attendre. Dans Databricks, sans le kit installé, ces cellules ne font rien et les appels sont réels, comme dans l’exercice.
+# MAGIC > **rai-lab** : ici, le notebook est déjà créé. Les trois cellules suivantes sont au kit. La première ne fait rien hors de Databricks ; sur Databricks, elle installe `openai==1.42.0` (comme l’exercice) et `httpx==0.27.2` (qu’il lui faut) s’ils manquent, puis redémarre Python : continuez alors à la cellule suivante. La deuxième contient les paramètres : `mode = "replay"` rejoue les réponses enregistrées, sans réseau ; `mode = "live"` appelle votre ressource Azure OpenAI et enregistre chaque échange, sans la clé, dans votre propre cassette. `deployment` est le nom de votre déploiement (`gpt-35-turbo` comme dans l’exercice ; `gpt-4o` est aussi enregistré). `tpm` est le quota de ce déploiement en jetons par minute (5 000 dans l’exercice) : en mode `live`, le kit espace les appels pour ne jamais le dépasser, et dit combien de temps il faudra attendre. Dans Databricks, sans le kit installé, les appels sont réels, comme dans l’exercice ; si le cluster fournit `AZURE_OPENAI_*` (le secret scope de `databricks.yml`), la cellule qui crée `client` les prend là où vos valeurs sont encore celles d’exemple, et le dit.
+
+# COMMAND ----------
+
+# rai-lab, Databricks : openai==1.42.0 (l'exercice) et httpx==0.27.2 (qu'il lui faut), installés s'ils manquent
+# rai-lab, Databricks: openai==1.42.0 (the exercise) and httpx==0.27.2 (which it needs), installed when missing
+import os
+
+if os.environ.get("DATABRICKS_RUNTIME_VERSION") or os.environ.get("RAI_LAB_SPARK") == "databricks":
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(package):
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return None
+
+    if (installed("openai"), installed("httpx")) == ("1.42.0", "0.27.2"):
+        print("openai 1.42.0, httpx 0.27.2")
+    else:
+        get_ipython().run_line_magic("pip", "install --quiet openai==1.42.0 httpx==0.27.2")
+        if "dbutils" in globals():  # Python redémarre : continuez à la cellule suivante / Python restarts: go on with the next cell
+            dbutils.library.restartPython()
+        else:
+            print("rai-lab: redémarrez le noyau / restart the kernel")
 
 # COMMAND ----------
 
@@ -144,10 +168,14 @@ tpm = 5000  # quota du déploiement, jetons par minute / deployment quota, token
 
 # COMMAND ----------
 
+import os
+
 try:
     import rai_lab
 except ImportError:  # Databricks sans le kit / without the kit: real calls, as in the exercise
     rai_lab = None
+    # Les variables que le cluster fournit (databricks.yml : secret scope) / what the cluster provides
+    cluster_azure = {name: os.environ.get(name) for name in ("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_VERSION")}
 else:
     kit = rai_lab.start(mode=mode, deployment=deployment, cassette=cassette, tpm=tpm)
 
@@ -164,7 +192,7 @@ else:
 # MAGIC os.environ["AZURE_OPENAI_API_VERSION"] = "2023-03-15-preview"
 # MAGIC ```
 # MAGIC
-# MAGIC > **rai-lab** : dans ce notebook, « la première cellule » est la cellule de code qui suit ce texte (les deux cellules du kit la précèdent). En mode `replay`, la clé n’est jamais envoyée : mettez une valeur de votre choix (pas `your_openai_api_key`) et un point de terminaison de la forme `https://<votre-ressource>.openai.azure.com/`. En mode `live`, **ne collez pas votre vraie clé dans un notebook que vous partagez ou remettez** : lisez-la avec `getpass.getpass()` (ou, dans Databricks, `dbutils.secrets.get(...)`).
+# MAGIC > **rai-lab** : dans ce notebook, « la première cellule » est la cellule de code qui suit ce texte (les trois cellules du kit la précèdent). En mode `replay`, la clé n’est jamais envoyée : mettez une valeur de votre choix (pas `your_openai_api_key`) et un point de terminaison de la forme `https://<votre-ressource>.openai.azure.com/`. En mode `live`, **ne collez pas votre vraie clé dans un notebook que vous partagez ou remettez** : lisez-la avec `getpass.getpass()` (ou, dans Databricks, `dbutils.secrets.get(...)`).
 
 # COMMAND ----------
 
@@ -175,24 +203,24 @@ raise NotImplementedError()
 
 # COMMAND ----------
 
-# Vérification notée / graded check: env_key_set (1 point)
-
-# COMMAND ----------
-
-# Vérification notée / graded check: env_endpoint_https (1 point)
-
-# COMMAND ----------
-
-# Vérification notée / graded check: env_api_version (1 point)
-
-# COMMAND ----------
-
 # MAGIC %md
 # MAGIC > **rai-lab** : le code de l’exercice utilise un objet `client` sans jamais le créer. La cellule suivante le crée à partir des trois variables d’environnement, avec la bibliothèque `openai` : c’est ce client qui enverra les prompts à votre déploiement Azure OpenAI.
 
 # COMMAND ----------
 
 from openai import AzureOpenAI
+
+if rai_lab is None:  # Databricks sans le kit / without the kit: the cluster's AZURE_OPENAI_* where yours are unset or placeholders
+    placeholders = ("", "your_openai_api_key", "your_openai_endpoint")
+    for name, value in cluster_azure.items():
+        if value and os.environ.get(name, "") in placeholders:
+            os.environ[name] = value
+            print(f"rai-lab: {name} = valeur du cluster / the cluster's value")
+    unset = [name for name in cluster_azure if os.environ.get(name, "") in placeholders]
+    if unset:
+        raise RuntimeError(f"rai-lab: {', '.join(unset)} : ni le cluster ni la cellule des variables ne les définit ; "
+                           "mettez votre clé et votre point de terminaison dans la cellule des variables / "
+                           "neither the cluster nor the variables cell sets them; put your key and endpoint in the variables cell")
 
 client = AzureOpenAI(
     azure_endpoint=os.environ["AZURE_OPENAI_ENDPOINT"],
@@ -288,26 +316,6 @@ raise NotImplementedError()
 
 # COMMAND ----------
 
-# Vérification notée / graded check: calls_ten_made (2 points)
-
-# COMMAND ----------
-
-# Vérification notée / graded check: calls_prompts_in_order (2 points)
-
-# COMMAND ----------
-
-# Vérification notée / graded check: calls_system_prompt (1 point)
-
-# COMMAND ----------
-
-# Vérification notée / graded check: calls_deployment_max_tokens (1 point)
-
-# COMMAND ----------
-
-# Vérification notée / graded check: answers_lists (2 points)
-
-# COMMAND ----------
-
 # MAGIC %md
 # MAGIC 2. Dans une nouvelle cellule, exécutez le code suivant pour transformer les sorties du modèle en dataframes et les analyser pour détecter tout biais de genre.
 # MAGIC
@@ -327,14 +335,6 @@ raise NotImplementedError()
 
 # VOTRE CODE ICI
 raise NotImplementedError()
-
-# COMMAND ----------
-
-# Vérification notée / graded check: neutral_df_built (2 points)
-
-# COMMAND ----------
-
-# Vérification notée / graded check: loaded_df_built (2 points)
 
 # COMMAND ----------
 
@@ -425,18 +425,6 @@ raise NotImplementedError()
 
 # COMMAND ----------
 
-# Vérification bonus / bonus check: bonus_samples_baseline (1 point)
-
-# COMMAND ----------
-
-# Vérification bonus / bonus check: bonus_mitigation_run (1 point)
-
-# COMMAND ----------
-
-# Vérification bonus / bonus check: bonus_samples_df (1 point)
-
-# COMMAND ----------
-
 # MAGIC %md
 # MAGIC 2. Dans une nouvelle cellule, exécutez le code suivant pour mesurer, dans Spark, la **représentation démographique** des réponses aux prompts **neutres**, par exécution et par profession :
 # MAGIC
@@ -462,10 +450,6 @@ raise NotImplementedError()
 
 # VOTRE CODE ICI
 raise NotImplementedError()
-
-# COMMAND ----------
-
-# Vérification bonus / bonus check: bonus_representation (1 point)
 
 # COMMAND ----------
 
