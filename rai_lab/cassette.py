@@ -321,9 +321,6 @@ def _scrubbed(keep_errors: bool):
     return scrub
 
 
-_drop_failed_and_scrub = _scrubbed(keep_errors=False)
-
-
 def load_safely(path: str | os.PathLike) -> dict:
     """Parse a cassette file with the safe YAML loader; CassetteError when it is not a cassette."""
     path = Path(path)
