@@ -41,7 +41,7 @@ def java_problem() -> str | None:
     home = os.environ.get("JAVA_HOME")
     java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
     if not java or not Path(java).exists():
-        return "JAVA_HOME/bin/java" if home else "java not on PATH"
+        return f"{java} does not exist (JAVA_HOME={home})" if home else "java not on PATH"
     try:
         out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as err:

@@ -23,6 +23,11 @@ def test_missing_java_gets_a_clear_message(lang):
     assert ("Java 17 est nécessaire" in last or "a besoin de Java 17" in last) if lang == "fr" else "needs Java 17" in last
 
 
+def test_a_wrong_java_home_names_the_path_it_tried(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "jdk"))
+    assert spark.java_problem() == f"{tmp_path / 'jdk' / 'bin' / 'java'} does not exist (JAVA_HOME={tmp_path / 'jdk'})"
+
+
 def test_java_here_is_usable():
     """The machine running the tests has Java 17+, as the README requires."""
     assert spark.java_problem() is None
