@@ -227,9 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the lab headless with papermill")
-    run.add_argument("--lang", choices=sorted(paths.ASSIGNMENTS), default="fr")
-    run.add_argument("--mode", choices=("replay", "live"), default="replay")
-    run.add_argument("--deployment", default="gpt-35-turbo")
+    run.add_argument("--lang", choices=sorted(paths.ASSIGNMENTS), default="fr",
+                     help="the lab's language: which solution notebook runs and the summary's language (default: fr)")
+    run.add_argument("--mode", choices=("replay", "live"), default="replay",
+                     help="replay: recorded answers, offline; live: your Azure OpenAI resource, from the "
+                          "AZURE_OPENAI_* variables (default: replay)")
+    run.add_argument("--deployment", default="gpt-35-turbo",
+                     help="the Azure OpenAI deployment, and in replay the reference cassette to use (default: gpt-35-turbo)")
     run.add_argument("--out", default="out", help="output folder (default: out)")
     run.add_argument("--notebook", help="a notebook to run instead of the solution (e.g. a learner's)")
     run.add_argument("--cassette", help="cassette to replay from (replay) or record to (live)")
@@ -243,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     rec = sub.add_parser("record", help="re-record a cassette by running the lab live")
-    rec.add_argument("--deployment", default="gpt-35-turbo")
+    rec.add_argument("--deployment", default="gpt-35-turbo", help="the deployment to record (default: gpt-35-turbo)")
     rec.add_argument("--out", help="cassette to write (default: the reference cassette of the deployment)")
     rec.add_argument("--standin", action="store_true", help="record from the rai-lab stand-in instead of Azure")
     rec.add_argument("--keep-errors", action="store_true",
@@ -252,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="record the teaching cassette from the stand-in: one exchange per error Azure can give")
     rec.add_argument("--tpm", type=int, help="the deployment's tokens per minute, to pace the calls to (default 5000; "
                                              "the stand-in has no quota)")
-    rec.add_argument("--no-progress", action="store_true")
+    rec.add_argument("--no-progress", action="store_true", help="no progress bar")
     rec.set_defaults(func=cmd_record)
 
     rel = sub.add_parser("release", help="generate lab/ from solutions/ with nbgrader")

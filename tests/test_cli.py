@@ -40,3 +40,18 @@ def test_record_from_the_standin_writes_a_scrubbed_cassette(tmp_path):
     assert "standin-" not in text.replace("chatcmpl-standin-", "").replace("rai-lab-standin", "")  # the throwaway key
     assert "127.0.0.1" not in text
     assert not target.with_suffix(".recording.yaml").exists()
+
+
+@pytest.mark.parametrize("command", ["run", "record"])
+def test_every_option_says_what_it_does(command):
+    """`rai-lab run --help` and `record --help`: no bare option (each has help text, defaults stated)."""
+    import argparse
+
+    from rai_lab.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    bare = [a.option_strings for a in sub._actions if a.option_strings and not a.help]
+    assert bare == []
+    for action in sub._actions:
+        if action.default not in (None, False, argparse.SUPPRESS) and action.option_strings != ["--no-progress"]:
+            assert f"default: {action.default}" in action.help, action.option_strings
