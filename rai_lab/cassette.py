@@ -28,6 +28,8 @@ KEPT_RESPONSE_HEADERS = ("content-type",)
 KEPT_ERROR_HEADERS = ("content-type", "retry-after", "retry-after-ms", "x-ratelimit-remaining-requests",
                       "x-ratelimit-remaining-tokens", "x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
 REDACTED = "<redacted>"
+# Set by `rai-lab record --keep-errors` for the kernel: live mode records Azure's error answers too.
+KEEP_ERRORS_ENV = "RAI_LAB_KEEP_ERRORS"
 
 SOURCE_STANDIN = "rai-lab-standin"
 SOURCE_AZURE = "azure-openai"

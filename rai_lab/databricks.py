@@ -15,6 +15,7 @@ from pathlib import Path
 import nbformat
 
 from rai_lab import paths
+from rai_lab.release import without_markers
 
 HEADER = "# Databricks notebook source"
 SEPARATOR = "# COMMAND ----------"
@@ -50,7 +51,6 @@ def from_source(text: str) -> list[tuple[str, str]]:
 
 BIAS_HEADER = "# A copy of rai_lab/bias.py, written by `rai-lab release`: edit that file, not this one.\n"
 HIDDEN = "### BEGIN HIDDEN TESTS"
-MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 
 
 # The reference job's own cells (databricks.yml): the deployment is the job's parameter, and the
@@ -79,7 +79,7 @@ def reference(nb):
     nb = nbformat.from_dict(nb)
     nb.cells = [cell for cell in nb.cells if HIDDEN not in cell.source]
     for cell in nb.cells:
-        cell.source = "\n".join(line for line in cell.source.splitlines() if line.strip() not in MARKERS)
+        cell.source = without_markers(cell.source)
         if _grade_id(cell) == "kit_parameters":
             cell.source = cell.source + "\n" + JOB_PARAMETER
         elif _grade_id(cell) == "env_vars":

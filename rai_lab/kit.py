@@ -17,8 +17,6 @@ MODES = ("replay", "live")
 # Set by `rai-lab grade` for the learner's kernel: replay only, answered by its replay service (rai_lab.replay).
 GRADING_ENV = "RAI_LAB_GRADING"
 LAB_DATAFRAMES = ("neutral_df", "loaded_df")
-# Set by `rai-lab record --keep-errors`: live mode records Azure's error answers too (scrubbed the same way).
-KEEP_ERRORS_ENV = "RAI_LAB_KEEP_ERRORS"
 
 
 @dataclass
@@ -91,7 +89,7 @@ def start(mode: str = "replay", deployment: str = "gpt-35-turbo", cassette=None,
     else:
         path = resolve_cassette(mode, deployment, cassette)
         extra = {"deployment": deployment, "lab": "responsible-ai"}
-        context = cassettes.use(mode, path, lang=lang, extra=extra, keep_errors=bool(os.environ.get(KEEP_ERRORS_ENV)))
+        context = cassettes.use(mode, path, lang=lang, extra=extra, keep_errors=bool(os.environ.get(cassettes.KEEP_ERRORS_ENV)))
         context.__enter__()
         count = len(context.cassette.data) if context.cassette else 0
         provenance = dict(context.cassette._metadata.get("provenance") or {}) if mode == "replay" else {}

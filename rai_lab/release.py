@@ -16,6 +16,15 @@ from rai_lab import paths
 from rai_lab.errors import RaiLabError
 
 
+# nbgrader's marker lines: they say where the solution and the hidden tests are, to nbgrader only.
+MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+
+
+def without_markers(source: str) -> str:
+    """A cell's source without nbgrader's marker lines (what they enclose stays)."""
+    return "\n".join(line for line in source.splitlines() if line.strip() not in MARKERS)
+
+
 def tool_env() -> dict[str, str]:
     """The environment for nbgrader's subprocesses: this interpreter's bin/ first on PATH (nbgrader
     runs `alembic` by name, which is only found there when the virtualenv is not activated)."""

@@ -159,10 +159,6 @@ def run(
     return result
 
 
-# nbgrader's marker lines: they say where the solution and the hidden tests are, to nbgrader only.
-MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
-
-
 PLACEHOLDERS = ("your_openai_api_key", "your_openai_endpoint", "your-resource", "<")
 
 
@@ -229,13 +225,15 @@ def _prepared(source: Path, target: Path, checks: bool) -> Path:
     check cells unless `checks` (a learner's run has none)."""
     import nbformat
 
+    from rai_lab.release import without_markers
+
     nb = nbformat.read(source, as_version=4)
     if not checks:
         nb.cells = [c for c in nb.cells if not c.get("metadata", {}).get("nbgrader", {}).get("grade")
                     or c.get("metadata", {}).get("nbgrader", {}).get("solution")]
     for cell in nb.cells:
         if cell.cell_type == "code":
-            cell.source = "\n".join(line for line in cell.source.split("\n") if line.strip() not in MARKERS)
+            cell.source = without_markers(cell.source)
     nbformat.write(nb, target)
     return target
 
@@ -322,7 +320,7 @@ def record(
                 )
             env = {"AZURE_OPENAI_API_VERSION": os.environ.get("AZURE_OPENAI_API_VERSION", DEFAULT_API_VERSION)}
         if keep_errors:
-            env["RAI_LAB_KEEP_ERRORS"] = "1"
+            env[cassettes.KEEP_ERRORS_ENV] = "1"
         result = run(lang=lang, mode="live", deployment=deployment, out_dir=scratch, cassette=partial,
                      progress=progress, env=env, tpm=0 if standin else tpm)
     if result.ok:
