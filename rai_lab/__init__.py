@@ -12,4 +12,11 @@ def start(mode="replay", deployment="gpt-35-turbo", cassette=None, lang=None, tp
     return kit.start(mode=mode, deployment=deployment, cassette=cassette, lang=lang, tpm=tpm)
 
 
-__all__ = ["CassetteError", "CassetteMissError", "JavaMissingError", "RaiLabError", "start", "__version__"]
+def require_azure_variables():
+    """Stop with what to do when an Azure OpenAI variable is unset or the exercise's example value. See rai_lab.kit."""
+    from rai_lab import kit
+
+    kit.require_azure_variables()
+
+
+__all__ = ["CassetteError", "CassetteMissError", "JavaMissingError", "RaiLabError", "require_azure_variables", "start", "__version__"]

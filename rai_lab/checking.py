@@ -1,33 +1,81 @@
-"""In-kernel entry point of the hidden tests, for a learner's own run: one check of graders/checks.py.
+"""The visible check cells: one check of graders/checks.py, run in the learner's own kernel.
 
-`rai-lab run --checks` runs the hidden test cells in the kernel: the snapshot and the calls are the
-kernel's own. While grading, those cells never run in the kernel: the grader takes the snapshot
-(`rai_lab.evidence.report`) and runs the same check in its own process (`rai_lab.sealed`).
+Each graded step of the lab is followed by locked check cells (`checking.check("env_key_set",
+globals())`) that the learner sees and runs. A check that passes prints ✓ and what it checked; one
+that fails raises CheckFailed, shown as ✗ and the message to act on (no traceback); an optional
+going-further check that the learner has not started prints ○ and raises nothing. nbgrader's
+Validate and `rai-lab check` read the same cells, so they fail on an unfilled or wrong notebook.
+
+These cells are for learning. While grading they never run in the learner's kernel: the grader
+takes the snapshot (`rai_lab.evidence.report`) and runs the same check in its own process
+(`rai_lab.sealed`), and its verdict is the one that counts.
 """
 
 from __future__ import annotations
 
+import tomllib
 import warnings
 
-from rai_lab import events, evidence, kit
-from rai_lab.messages import detect_lang
+from rai_lab import events, evidence, kit, paths
+from rai_lab.messages import detect_lang, say
+
+# A going-further step is "started" once one of these exists (or a call asked for several answers).
+BONUS_NAMES = ("samples_rows", "samples_df", "neutral_samples", "representation_df")
 
 
-def check(name: str, namespace: dict) -> None:
-    """Run check `name`; an AssertionError with the learner's feedback when it fails."""
+class CheckFailed(AssertionError):
+    """A visible check that did not pass: IPython shows its two lines, not a traceback."""
+
+    def __init__(self, label: str, message: str):
+        super().__init__(f"{label} — {message}")
+        self.label, self.message = label, message
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[1;31m✗ {self.label}\x1b[0m", f"  {self.message}"]
+
+
+def rubric() -> dict[str, dict]:
+    return tomllib.loads((paths.GRADERS / "rubric.toml").read_text(encoding="utf-8"))["checks"]
+
+
+def _context(namespace: dict) -> dict:
     session = kit.current()
-    context = {
+    return {
         "lang": session.lang if session else detect_lang(),
         "deployment": session.deployment if session else namespace.get("deployment", "gpt-35-turbo"),
         "calls": list(events.CALLS),
     }
+
+
+def started_bonus(namespace: dict, checks, context: dict) -> bool:
+    """Whether the learner began the optional going-further part."""
+    return any(name in namespace for name in BONUS_NAMES) or bool(checks._sampled_calls(context))
+
+
+def verdict(name: str, namespace: dict) -> tuple[str, str | None]:
+    """("passed" | "failed" | "not_started", the learner's message when it failed)."""
+    context = _context(namespace)
     checks = evidence.load_checks()
+    if rubric()[name].get("bonus") and not started_bonus(namespace, checks, context):
+        return "not_started", None
     with warnings.catch_warnings():
         # A warning goes to stderr, and nbgrader scores a cell 0 for anything on stderr.
         warnings.simplefilter("ignore")
         try:
             checks.run(name, evidence.snapshot(checks.NEEDS.get(name, ()), namespace), context)
-        except AssertionError:
-            raise
+        except AssertionError as err:
+            return "failed", str(err)
         except Exception as err:  # noqa: BLE001 - a learner's odd value must become feedback
-            raise AssertionError(f"{type(err).__name__}: {err}") from None
+            return "failed", f"{type(err).__name__}: {err}"
+    return "passed", None
+
+
+def check(name: str, namespace: dict) -> None:
+    """Run check `name` and show ✓ or ○; raise CheckFailed (shown as ✗ and why) when it fails."""
+    lang = _context(namespace)["lang"]
+    entry = rubric()[name]
+    label = entry.get(lang, entry["fr"])
+    state, message = verdict(name, namespace)
+    if state == "failed":
+        raise CheckFailed(label, message)
+    print(say("check_passed" if state == "passed" else "check_not_started", lang, label=label))

@@ -121,6 +121,14 @@ def cmd_run(args) -> int:
     return 0 if result.ok else 1
 
 
+def cmd_check(args) -> int:
+    from rai_lab import selfcheck
+
+    result = selfcheck.run(Path(args.notebook), timeout=args.cell_timeout)
+    print(result.text(_relative(Path(args.notebook))))
+    return 0 if result.ok else 1
+
+
 def cmd_record(args) -> int:
     from rai_lab import runner
     from rai_lab.cassette import display_path, provenance, provenance_line
@@ -242,9 +250,15 @@ def build_parser() -> argparse.ArgumentParser:
                                      "DATABRICKS_CLUSTER_ID) (default: SPARK_REMOTE when set, else local)")
     run.add_argument("--tpm", type=int, help="live mode: the deployment's tokens per minute, to pace the calls to "
                                             "(default: the notebook's, 5000 as in the exercise; 0: no pacing)")
-    run.add_argument("--checks", action="store_true", help="also run the graded checks (hidden tests) of the notebook")
+    run.add_argument("--checks", action="store_true", help="also run the notebook's check cells (they stop the run at the first ✗)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(func=cmd_run)
+
+    chk = sub.add_parser("check", help="run a learner's notebook from the top and report its checks (✓/✗), as "
+                                       "nbgrader's Validate does; the notebook is not modified")
+    chk.add_argument("notebook", help="the notebook, e.g. lab/responsible-ai-fr/responsible_ai.ipynb")
+    chk.add_argument("--cell-timeout", type=int, default=180, help="seconds per cell (default: 180)")
+    chk.set_defaults(func=cmd_check)
 
     rec = sub.add_parser("record", help="re-record a cassette by running the lab live")
     rec.add_argument("--deployment", default="gpt-35-turbo", help="the deployment to record (default: gpt-35-turbo)")

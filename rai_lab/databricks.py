@@ -50,7 +50,6 @@ def from_source(text: str) -> list[tuple[str, str]]:
 
 
 BIAS_HEADER = "# A copy of rai_lab/bias.py, written by `rai-lab release`: edit that file, not this one.\n"
-HIDDEN = "### BEGIN HIDDEN TESTS"
 
 
 # The reference job's own cells (databricks.yml): the deployment is the job's parameter, and the
@@ -73,11 +72,17 @@ def _grade_id(cell) -> str | None:
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
+def _is_check(cell) -> bool:
+    """A graded check cell (it calls the kit's checks, which a cluster without the kit does not have)."""
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return bool(meta.get("grade")) and not meta.get("solution")
+
+
 def reference(nb):
-    """The solution notebook as the bundle's job runs it: no hidden tests, no nbgrader markers, the
+    """The solution notebook as the bundle's job runs it: no check cells, no nbgrader markers, the
     deployment from the job's parameter, the Azure OpenAI variables from the cluster or a loud stop."""
     nb = nbformat.from_dict(nb)
-    nb.cells = [cell for cell in nb.cells if HIDDEN not in cell.source]
+    nb.cells = [cell for cell in nb.cells if not _is_check(cell)]
     for cell in nb.cells:
         cell.source = without_markers(cell.source)
         if _grade_id(cell) == "kit_parameters":
@@ -88,10 +93,10 @@ def reference(nb):
 
 
 def learner(nb):
-    """The learner's notebook for Databricks: without the graded check cells, which hold only a comment
-    until grading puts their tests back (grading reads the .ipynb of lab/, not these files)."""
+    """The learner's notebook for Databricks: without the check cells, which need the kit (grading reads
+    the .ipynb of lab/, not these files)."""
     nb = nbformat.from_dict(nb)
-    nb.cells = [cell for cell in nb.cells if not cell.get("metadata", {}).get("nbgrader", {}).get("grade")]
+    nb.cells = [cell for cell in nb.cells if not _is_check(cell)]
     return nb
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rai_lab import cassette as cassettes
-from rai_lab import events, hints, paths, quota, replay
+from rai_lab import events, paths, quota, replay, tables, tracebacks
 from rai_lab import spark as spark_mod
 from rai_lab.errors import CassetteError, RaiLabError
 from rai_lab.messages import detect_lang, say
@@ -31,8 +33,11 @@ class KitSession:
     context: object = None
     spark: object = None
     pacer: quota.Pacer | None = None
+    spark_start: SparkStart | None = None
 
     def stop(self) -> None:
+        if self.spark_start is not None:
+            self.spark_start.wait()
         if self.pacer is not None:
             quota.uninstall()
             self.pacer = None
@@ -113,39 +118,109 @@ def start(mode: str = "replay", deployment: str = "gpt-35-turbo", cassette=None,
             further = quota.plan(EXERCISE_CALLS + FURTHER_CALLS, int(tpm)) - exercise
             shown_tpm = f"{int(tpm):,}".replace(",", "\u202f" if lang == "fr" else ",")
             print(say("banner_quota", lang, tpm=shown_tpm, exercise=round(exercise), further=max(1, round(further / 60))))
-    session.spark = spark_mod.session(lang)
-    where = spark_mod.describe(session.spark)
-    events.emit("spark", target=where)
-    print(say("banner_spark", lang, spark=where))
+    shell = _shell()
+    if shell is None or os.environ.get(GRADING_ENV):  # a script, or graded: Spark now, as before
+        session.spark = _spark_ready(spark_mod.session(lang), lang)
+    else:  # the learner reads and runs the next cells while embedded Spark starts
+        session.spark_start = SparkStart(lang)
+        print(say("spark_starting", lang))
+        _wait_for_spark_before(shell, session)
     return session
 
 
-def _install_ipython_hooks(lang: str) -> None:
-    """Hints under Azure OpenAI errors; DataFrame sizes reported to `rai-lab run`."""
+def _spark_ready(spark, lang: str):
+    where = spark_mod.describe(spark)
+    events.emit("spark", target=where)
+    print(say("banner_spark", lang, spark=where))
+    return spark
+
+
+class SparkStart:
+    """Spark's session, started in a thread of the kernel's own (a JVM takes 10-20 s on 2 cores)."""
+
+    def __init__(self, lang: str):
+        self.lang, self.spark, self.error = lang, None, None
+        self.thread = threading.Thread(target=self._run, name="rai-lab-spark", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.spark = spark_mod.session(self.lang)
+        except BaseException as err:  # noqa: BLE001 - kept for the cell that needs Spark
+            self.error = err
+
+    def wait(self):
+        self.thread.join()
+        return self.spark
+
+
+# A cell that may use Spark: it waits until the session is up (the learner's getOrCreate() returns it).
+USES_SPARK = re.compile(r"spark|DataFrame|_df\b|display\(|bias\.")
+
+
+def _wait_for_spark_before(shell, session: KitSession) -> None:
+    def before(info=None) -> None:
+        start = session.spark_start
+        if start is None or not USES_SPARK.search(getattr(info, "raw_cell", "") or ""):
+            return
+        if start.thread.is_alive():
+            print(say("spark_waiting", session.lang), flush=True)
+        start.wait()
+        session.spark_start = None
+        shell.events.unregister("pre_run_cell", before)
+        if start.error is not None:  # the cell goes on, and its own Spark call fails with the same cause
+            print(f"rai-lab : {start.error}" if session.lang == "fr" else f"rai-lab: {start.error}")
+        else:
+            session.spark = _spark_ready(start.spark, session.lang)
+
+    for callback in list(shell.events.callbacks["pre_run_cell"]):
+        if getattr(callback, "__name__", "") == "rai_lab_wait_for_spark":
+            shell.events.unregister("pre_run_cell", callback)
+    before.__name__ = "rai_lab_wait_for_spark"
+    shell.events.register("pre_run_cell", before)
+
+
+def _shell():
     try:
         from IPython import get_ipython
     except ImportError:
-        return
-    shell = get_ipython()
+        return None
+    return get_ipython()
+
+
+def require_azure_variables() -> None:
+    """Stop with what to do when an Azure variable is unset or still the exercise's example value.
+
+    The create-client cell calls this: in replay mode any key and any https endpoint work, but the
+    example values would make a relative URL that no cassette holds."""
+    session = _current
+    lang = session.lang if session else detect_lang()
+    what = say("azure_what_live" if session and session.mode == "live" else "azure_what_replay", lang)
+    placeholders = {"AZURE_OPENAI_API_KEY": "your_openai_api_key", "AZURE_OPENAI_ENDPOINT": "your_openai_endpoint"}
+    for name in ("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_VERSION"):
+        value = os.environ.get(name)
+        if value is None or not value.strip():
+            raise RaiLabError(say("azure_missing", lang, name=name, what=what))
+        if value.strip() == placeholders.get(name):
+            raise RaiLabError(say("azure_placeholder", lang, name=name, value=value, what=what))
+    endpoint = os.environ["AZURE_OPENAI_ENDPOINT"].strip()
+    if not re.match(r"https://[^/\s]+", endpoint) and not re.match(r"http://127\.0\.0\.1[:/]", endpoint):
+        raise RaiLabError(say("azure_not_https", lang, value=endpoint, what=what))
+
+
+def _install_ipython_hooks(lang: str) -> None:
+    """Errors a learner can act on (rai_lab.tracebacks); tables; DataFrame sizes reported to `rai-lab run`."""
+    shell = _shell()
     if shell is None:
         return
-    import openai
-
-    def show_with_hint(self, etype, value, tb, tb_offset=None):
-        stb = self.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=tb_offset)
-        hint = hints.explain(value, lang)
-        if hint:
-            stb = [*stb, "", f"rai-lab: {hint}"]
-            events.emit("error", ename=etype.__name__, hint=hint)
-        self._showtraceback(etype, value, stb)
-        return stb
-
-    shell.set_custom_exc((openai.APIError,), show_with_hint)
-    # A Spark Connect DataFrame answers every attribute (df.anything is a Column), so IPython
-    # distrusts its _repr_html_ and shows plain text; register its table renderer by name.
-    shell.display_formatter.formatters["text/html"].for_type_by_name(
-        "pyspark.sql.connect.dataframe", "DataFrame", lambda df: df._repr_html_()
-    )
+    tracebacks.install(shell, lang)
+    # Tables a learner can read (text left-aligned, numbers rounded, links short: rai_lab.tables).
+    # Registered by name: a Spark Connect DataFrame answers every attribute (df.anything is a
+    # Column), so IPython would distrust its _repr_html_.
+    html = shell.display_formatter.formatters["text/html"]
+    for module in ("pyspark.sql.connect.dataframe", "pyspark.sql.classic.dataframe", "pyspark.sql.dataframe"):
+        html.for_type_by_name(module, "DataFrame", tables.spark_html)
+    html.for_type_by_name("pandas.core.frame", "DataFrame", tables.pandas_html)
     # display(df) would run the query twice: once for the HTML table, once more for the plain-text
     # one. The plain text (only read where HTML cannot be shown) says the columns instead.
     for module in ("pyspark.sql.connect.dataframe", "pyspark.sql.classic.dataframe", "pyspark.sql.dataframe"):

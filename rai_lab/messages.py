@@ -159,6 +159,47 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "fr": "Non exécutée : le notebook a été arrêté plus haut. {why}",
         "en": "Not run: the notebook was stopped above. {why}",
     },
+    "check_passed": {"fr": "✓ {label}", "en": "✓ {label}"},
+    "check_not_started": {
+        "fr": "○ {label} — facultatif, pas encore commencé",
+        "en": "○ {label} — optional, not started yet",
+    },
+    "cell_unfilled": {
+        "fr": "Cette cellule est à vous : remplacez « raise NotImplementedError() » par le code que donne l'exercice juste au-dessus, puis exécutez-la.",
+        "en": "This cell is yours to fill: replace \"raise NotImplementedError()\" with the code the exercise gives just above, then run it.",
+    },
+    "frames_hidden": {
+        "fr": "… {count} niveau(x) dans {modules} masqué(s) (%tb affiche la trace complète)",
+        "en": "… {count} level(s) in {modules} hidden (%tb shows the full traceback)",
+    },
+    "azure_placeholder": {
+        "fr": "{name} vaut encore « {value} », la valeur d'exemple de l'exercice. {what} Puis réexécutez la cellule des variables d'environnement et celle-ci.",
+        "en": "{name} still holds \"{value}\", the exercise's example value. {what} Then run the environment variables cell and this one again.",
+    },
+    "azure_missing": {
+        "fr": "{name} n'est pas définie : exécutez la cellule des variables d'environnement (au-dessus) avant celle-ci. {what}",
+        "en": "{name} is not set: run the environment variables cell (above) before this one. {what}",
+    },
+    "azure_not_https": {
+        "fr": "AZURE_OPENAI_ENDPOINT vaut « {value} » : il faut une URL https complète. {what} Puis réexécutez la cellule des variables d'environnement et celle-ci.",
+        "en": "AZURE_OPENAI_ENDPOINT is \"{value}\": it must be a full https URL. {what} Then run the environment variables cell and this one again.",
+    },
+    "azure_what_replay": {
+        "fr": "En mode replay, rien ne part sur le réseau : n'importe quelle clé (par exemple \"ma-cle\") et n'importe quel point de terminaison https (par exemple \"https://ma-ressource.openai.azure.com/\") conviennent.",
+        "en": "In replay mode nothing goes out to the network: any key (for example \"my-key\") and any https endpoint (for example \"https://my-resource.openai.azure.com/\") will do.",
+    },
+    "azure_what_live": {
+        "fr": "En mode live, mettez la clé et le point de terminaison de votre ressource Azure OpenAI (portail Azure, Clés et points de terminaison).",
+        "en": "In live mode, put your Azure OpenAI resource's key and endpoint (Azure portal, Keys and Endpoint).",
+    },
+    "spark_starting": {
+        "fr": "Spark : démarrage en arrière-plan (la première cellule qui s'en sert l'attendra).",
+        "en": "Spark: starting in the background (the first cell that uses it will wait for it).",
+    },
+    "spark_waiting": {
+        "fr": "rai-lab : Spark finit de démarrer, cette cellule l'attend…",
+        "en": "rai-lab: Spark is still starting, this cell waits for it…",
+    },
     "output_cut": {
         "fr": "[… sortie coupée par rai-lab : plus de {limit} Mo de sortie pour ce notebook …]",
         "en": "[… output cut by rai-lab: more than {limit} MB of output for this notebook …]",
@@ -177,6 +218,9 @@ def detect_lang(explicit: str | None = None) -> str:
     for candidate in (explicit, os.environ.get("RAI_LAB_LANG")):
         if candidate in LANGS:
             return candidate
-    # JupyterLab gives a kernel its notebook's path: .../responsible-ai-en/responsible_ai.ipynb
-    found = re.search(r"responsible-ai-(fr|en)\b", os.environ.get("JPY_SESSION_NAME", ""))
-    return found.group(1) if found else "fr"
+    # JupyterLab gives a kernel its notebook's path; nbgrader validate starts it in the notebook's folder.
+    for where in (os.environ.get("JPY_SESSION_NAME", ""), os.getcwd()):
+        found = re.search(r"responsible-ai-(fr|en)\b", where)
+        if found:
+            return found.group(1)
+    return "fr"

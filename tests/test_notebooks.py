@@ -47,7 +47,7 @@ SETTINGS = {
            "5K", "Standard_D4ds_v5", "Single Node", "*20* **minutes of inactivity**", "openai==1.42.0",
            "2023-03-15-preview", "13.3 LTS", "Spark > **3.4***", "*Premium* or *Trial*"],
 }
-ALLOWED_NOTEBOOK_METADATA = {"kernelspec", "language_info"}
+ALLOWED_NOTEBOOK_METADATA = {"kernelspec", "language_info", "rai_lab"}  # rai_lab: {"lang": ...}
 ALLOWED_CELL_METADATA = {"nbgrader", "tags", "deletable", "editable"}
 TO_FILL = ["env_vars", "generate_answers", "build_dataframes", "gf_sampling", "gf_representation"]
 
@@ -175,10 +175,13 @@ def test_released_notebook_shows_which_cells_to_fill(lang, stub):
     assert all("raise NotImplementedError()" in c.source for c in code_cells(nb) if grade_id(c) in TO_FILL)
     text = nbformat.writes(nb)
     assert "BEGIN SOLUTION" not in text and "replay-mode-no-real-key" not in text
-    # Hidden tests are gone from what learners get; only their one-line title stays.
-    assert "HIDDEN TESTS" not in text and "checking.check" not in text
+    # Every check is visible: a locked cell that runs the grader's check for its step (no hidden test left).
+    assert "HIDDEN TESTS" not in text
     graded = {grade_id(c) for c in code_cells(nb) if c.metadata["nbgrader"].get("grade")}
     assert len(graded) == 14  # the exercise's ten checks and four bonus ones
+    for cell in code_cells(nb):
+        if grade_id(cell) in graded:
+            assert f'checking.check("{grade_id(cell)}", globals())' in cell.source
     locked = {grade_id(c) for c in code_cells(nb) if c.metadata.get("editable") is False}
     assert locked == {"kit_databricks", "kit_start", "create_client", "sample_inputs"} | graded
 

@@ -221,6 +221,8 @@ if rai_lab is None:  # Databricks sans le kit / without the kit: the cluster's A
         raise RuntimeError(f"rai-lab: {', '.join(unset)} : ni le cluster ni la cellule des variables ne les définit ; "
                            "mettez votre clé et votre point de terminaison dans la cellule des variables / "
                            "neither the cluster nor the variables cell sets them; put your key and endpoint in the variables cell")
+else:  # une valeur d'exemple ou absente : ce qu'il faut y mettre / an example or missing value: what to put there
+    rai_lab.require_azure_variables()
 
 client = AzureOpenAI(
     azure_endpoint=os.environ["AZURE_OPENAI_ENDPOINT"],

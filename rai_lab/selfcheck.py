@@ -1,0 +1,199 @@
+"""`rai-lab check NOTEBOOK`: a learner's notebook run from the top, and its visible checks as a report.
+
+The same verdicts as the check cells in JupyterLab and as nbgrader's Validate (rai_lab.checking),
+in a terminal: ✓, ✗ with what to do, ○ for an optional step not started, and the learner's cells
+that stopped with an error. The notebook is run in a copy beside it; the file itself is not touched.
+It is for learning: grading runs the same checks outside the learner's kernel (rai_lab.sealed).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rai_lab.errors import RaiLabError
+from rai_lab.messages import LANGS, detect_lang
+
+TEXT = {
+    "fr": {
+        "title": "rai-lab check · {notebook}",
+        "cell_error": "✗ cellule de code n° {number} : {error}",
+        "summary": "{passed}/{total} vérifications réussies",
+        "optional": "{count} étape(s) facultative(s) pas commencée(s)",
+        "ok": "Tout est bon : vous pouvez remettre ce notebook.",
+        "not_ok": "À reprendre avant de remettre : les lignes ✗ ci-dessus disent quoi faire.",
+        "not_run": "✗ {label} — pas exécutée (le notebook s'est arrêté avant)",
+        "unreadable": "Notebook illisible : {path} ({reason}). Ouvrez-le dans JupyterLab et enregistrez-le à nouveau.",
+        "missing": "Notebook introuvable : {path}",
+    },
+    "en": {
+        "title": "rai-lab check · {notebook}",
+        "cell_error": "✗ code cell #{number}: {error}",
+        "summary": "{passed}/{total} checks passed",
+        "optional": "{count} optional step(s) not started",
+        "ok": "All good: you can hand this notebook in.",
+        "not_ok": "To fix before handing in: the ✗ lines above say what to do.",
+        "not_run": "✗ {label} — not run (the notebook stopped before it)",
+        "unreadable": "Unreadable notebook: {path} ({reason}). Open it in JupyterLab and save it again.",
+        "missing": "Notebook not found: {path}",
+    },
+}
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@dataclass
+class Report:
+    lang: str
+    lines: list[str] = field(default_factory=list)
+    passed: int = 0
+    failed: int = 0
+    not_started: int = 0
+    cell_errors: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0 and self.cell_errors == 0
+
+    def text(self, notebook: str) -> str:
+        t = TEXT[self.lang]
+        total = self.passed + self.failed
+        out = [t["title"].format(notebook=notebook), *self.lines, "", t["summary"].format(passed=self.passed, total=total)]
+        if self.not_started:
+            out.append(t["optional"].format(count=self.not_started))
+        out.append(t["ok"] if self.ok else t["not_ok"])
+        return "\n".join(out)
+
+
+def notebook_lang(path: Path, nb=None) -> str:
+    """The notebook's language: its rai-lab metadata, else its folder (responsible-ai-en), else as usual."""
+    declared = (nb.metadata.get("rai_lab", {}) if nb is not None else {}).get("lang")
+    if declared in LANGS:
+        return declared
+    found = re.search(r"responsible-ai-(fr|en)\b", str(Path(path).resolve()))
+    return found.group(1) if found else detect_lang()
+
+
+def _is_check(cell) -> bool:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+def _text_of(outputs) -> tuple[list[str], list[str]]:
+    """(stdout lines, error lines) of a cell, without colours."""
+    said, errors = [], []
+    for output in outputs:
+        if output.get("output_type") == "stream" and output.get("name") == "stdout":
+            said.extend(output.get("text", "").splitlines())
+        elif output.get("output_type") == "error":
+            errors.extend(ANSI.sub("", line) for line in output.get("traceback") or [])
+    return said, errors
+
+
+def _first_advice(errors: list[str], fallback: str) -> str:
+    """The line a learner acts on: the kit's advice when there is one, else the exception's line."""
+    for line in errors:
+        for part in line.splitlines():
+            if part.startswith("rai-lab"):
+                return part.split(":", 1)[1].strip() if ":" in part else part
+    return fallback
+
+
+def _going_further(cell) -> bool:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "").startswith(("gf_", "bonus_"))
+
+
+def report(nb, lang: str) -> Report:
+    """Read the verdicts from an executed notebook. The going-further cells count only once the
+    learner has started that optional part (one of its checks is not ○)."""
+    from rai_lab.checking import rubric
+
+    table = rubric()
+    result = Report(lang)
+    t = TEXT[lang]
+    optional_errors = []
+    bonus_started = False
+    number = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        number += 1
+        said, errors = _text_of(cell.get("outputs", []))
+        if _is_check(cell):
+            name = cell.metadata["nbgrader"].get("grade_id", "")
+            entry = table.get(name, {})
+            label = entry.get(lang, name)
+            not_started = not errors and any(line.startswith("○") for line in said)
+            bonus_started |= bool(entry.get("bonus")) and not not_started
+            if errors:
+                result.failed += 1
+                result.lines.extend(line for line in errors if line.strip())
+            elif any(line.startswith("✓") for line in said):
+                result.passed += 1
+                result.lines.extend(line for line in said if line.startswith("✓"))
+            elif not_started:
+                result.not_started += 1
+                result.lines.extend(line for line in said if line.startswith("○"))
+            else:
+                result.failed += 1
+                result.lines.append(t["not_run"].format(label=label))
+        elif errors:
+            error = next((o for o in cell.outputs if o.get("output_type") == "error"), {})
+            shown = f"{error.get('ename', '')}: {error.get('evalue', '')}".strip(": ")
+            line = t["cell_error"].format(number=number, error=_first_advice(errors, shown)[:400])
+            if _going_further(cell):
+                optional_errors.append(len(result.lines))
+            result.cell_errors += 1
+            result.lines.append(line)
+    if not bonus_started:  # an optional part not started: its unfilled cells are not faults
+        for index in optional_errors:
+            result.lines[index] = "○" + result.lines[index][1:]
+        result.cell_errors -= len(optional_errors)
+    return result
+
+
+def run(path: Path, timeout: int = 180) -> Report:
+    """Execute a copy of the notebook in its folder and report its checks."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from jupyter_client import KernelManager
+
+    from rai_lab import kit
+
+    path = Path(path)
+    if not path.is_file():
+        raise RaiLabError(TEXT[notebook_lang(path)]["missing"].format(path=path))
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
+        raise RaiLabError(TEXT[notebook_lang(path)]["unreadable"].format(
+            path=path, reason=f"{type(err).__name__}: {err}")) from err
+    lang = notebook_lang(path, nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+
+    previous = {name: os.environ.get(name) for name in ("RAI_LAB_LANG", kit.GRADING_ENV)}
+    os.environ["RAI_LAB_LANG"] = lang
+    os.environ.pop(kit.GRADING_ENV, None)
+    try:
+        with tempfile.TemporaryDirectory(prefix="rai-lab-check-") as scratch:
+            # IPC transport: the kernel's messages never touch a TCP port.
+            kernel = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(scratch) / "kernel"))
+            client = NotebookClient(nb, km=kernel, timeout=timeout, kernel_name="python3", allow_errors=True,
+                                    resources={"metadata": {"path": str(path.parent.resolve())}})
+            try:
+                client.execute()
+            finally:
+                if kernel.has_kernel:
+                    kernel.shutdown_kernel(now=True)
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return report(nb, lang)
