@@ -1,0 +1,162 @@
+"""What a learner gets before handing in: visible checks, nbgrader's Validate, `rai-lab check`, and
+errors that say what to do (real kernels, real nbgrader, replay mode)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import rai_lab_command
+
+sys.path.insert(0, str(Path(__file__).parent))
+import make_submissions as subs  # noqa: E402
+
+from rai_lab import selfcheck, tables, tracebacks  # noqa: E402
+
+pytestmark = [pytest.mark.notebook, pytest.mark.spark]
+
+# The exercise's code, copied literally with its placeholders.
+EXERCISE_ENV = '''import os
+
+os.environ["AZURE_OPENAI_API_KEY"] = "your_openai_api_key"
+os.environ["AZURE_OPENAI_ENDPOINT"] = "your_openai_endpoint"
+os.environ["AZURE_OPENAI_API_VERSION"] = "2023-03-15-preview"'''
+NBGRADER = [sys.executable, "-m", "nbgrader", "validate"]
+
+
+def place(tmp_path: Path, nb, lang: str = "fr", name: str = "responsible_ai.ipynb") -> Path:
+    path = tmp_path / f"responsible-ai-{lang}" / name
+    subs.write(nb, path)
+    return path
+
+
+def validate(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([*NBGRADER, path.name], cwd=path.parent, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def notebooks(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("learner")
+    return {
+        "unfilled": place(tmp / "unfilled", subs.released("fr")),
+        "filled": place(tmp / "filled", subs.filled("fr")),
+        "exercise_only": place(tmp / "exercise-only", subs.exercise_only()),
+        "placeholders": place(tmp / "placeholders", subs.filled("fr", env=EXERCISE_ENV)),
+        "english_wrong": place(tmp / "english", subs.filled("en", generate=subs.GENERATE_OK.replace(
+            "for row in loaded_input:", "for row in loaded_input[:4]:")), lang="en"),
+    }
+
+
+def test_validate_fails_on_the_unfilled_notebook_and_names_the_failing_steps(notebooks):
+    done = validate(notebooks["unfilled"])
+    out = done.stdout + done.stderr
+    assert "Success!" not in out
+    assert "VALIDATION FAILED ON 10 CELL(S)" in out  # the exercise's ten checks; the optional four say ○
+    for step in ("env_key_set", "calls_ten_made", "neutral_df_built", "loaded_df_built"):
+        assert f'checking.check("{step}", globals())' in out
+    assert "✗ les dix appels de complétion de conversation ont été faits" in out
+    assert "Attendu : 10 appels à client.chat.completions.create" in out
+
+
+@pytest.mark.parametrize("name", ["filled", "exercise_only"])
+def test_validate_passes_on_a_complete_notebook_with_or_without_the_optional_part(notebooks, name):
+    done = validate(notebooks[name])
+    assert "Success! Your notebook passes all the tests." in done.stdout, done.stdout + done.stderr
+
+
+def test_rai_lab_check_reports_every_step_in_the_terminal(notebooks):
+    done = rai_lab_command("check", str(notebooks["unfilled"]))
+    assert done.returncode == 1
+    assert "0/10 vérifications réussies" in done.stdout
+    assert "✗ cellule de code n° 4 : Cette cellule est à vous" in done.stdout  # the env cell, unfilled
+    assert "○ bonus : samples_df" in done.stdout
+    filled = rai_lab_command("check", str(notebooks["filled"]))
+    assert filled.returncode == 0, filled.stdout + filled.stderr
+    assert "14/14 vérifications réussies" in filled.stdout and "✗" not in filled.stdout
+    assert filled.stdout.count("✓") == 14
+    # The learner's notebook is run in a copy: the file keeps no output.
+    assert all(not c.get("outputs") for c in nbformat.read(notebooks["filled"], 4).cells if c.cell_type == "code")
+
+
+def test_checks_speak_english_in_the_english_lab_and_say_what_is_missing(notebooks):
+    result = selfcheck.run(notebooks["english_wrong"])
+    text = result.text("x")
+    assert not result.ok and result.lang == "en"
+    assert "Expected: 10 calls to client.chat.completions.create (5 neutral, 5 loaded); found: 9" in text
+    assert "✓ AZURE_OPENAI_API_KEY is set (not the example value)" in text
+    assert "checks passed" in text and "vérification" not in text
+
+
+def test_the_exercise_placeholders_get_a_message_not_a_cassette_miss(notebooks):
+    result = selfcheck.run(notebooks["placeholders"])
+    text = result.text("x")
+    # The check cell under the variables names the variable and what to put there.
+    assert "AZURE_OPENAI_API_KEY vaut encore la valeur d'exemple 'your_openai_api_key'" in text
+    # The client cell stops at once, before any request, with the way out in replay mode.
+    assert "AZURE_OPENAI_API_KEY vaut encore « your_openai_api_key », la valeur d'exemple de l'exercice" in text
+    assert "n'importe quel point de terminaison https" in text
+    assert "CassetteMiss" not in text and "mode live" not in text
+
+
+def test_an_error_deep_in_a_library_shows_the_learners_line_and_what_was_hidden(tmp_path):
+    """A replay miss raised inside openai/httpx/vcr: the learner's cell line, one line for the rest."""
+    nb = subs.filled("fr", generate=subs.GENERATE_OK.replace("max_tokens=100", "max_tokens=50", 1))
+    path = place(tmp_path, nb)
+    from nbclient import NotebookClient
+
+    executed = nbformat.read(path, 4)
+    NotebookClient(executed, timeout=180, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    cell = next(c for c in executed.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "generate_answers")
+    error = next(o for o in cell.outputs if o.output_type == "error")
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(error.traceback))
+    assert error.ename == "CassetteMissError"
+    assert "max_tokens: 50 ≠ 100" in shown  # the field that differs
+    assert "completion = client.chat.completions.create(" in shown  # the learner's own line
+    assert "site-packages" not in shown and "httpx" not in shown.split("CassetteMissError")[0]
+    assert len(shown.splitlines()) < 40
+
+
+def test_unfilled_cell_and_library_frames_are_explained():
+    def cell():
+        raise NotImplementedError()
+
+    try:
+        exec(compile("cell()", "/tmp/ipykernel_1/123.py", "exec"), {"cell": cell})
+    except NotImplementedError as err:
+        tb = err.__traceback__
+    # Frames before the first cell are IPython's; frames after it are the library's (here, this file).
+    chain, hidden = tracebacks.learner_frames(tb)
+    assert chain.tb_frame.f_code.co_filename == "/tmp/ipykernel_1/123.py" and chain.tb_next is None
+    assert hidden == ["test_learner"]
+    assert tracebacks.explain(NotImplementedError(), chain, "en").startswith("This cell is yours to fill")
+    assert tracebacks.explain(NotImplementedError("mine"), chain, "en") is None
+
+
+def test_tables_round_numbers_left_align_text_and_shorten_links():
+    assert tables.number(0.19999999999999998) == "0.2" and tables.number(0.1234567) == "0.123"
+    assert tables.number(-0.0001) == "0" and tables.number(float("nan")) == "nan"
+    html = tables.render(["profession", "p_female", "source"],
+                         [["nurse", 0.8666666666666667, "see https://www.bls.gov/cps/cpsaat11.htm <b>"]], more=False)
+    assert '<td style="text-align:left;' in html and '<td style="text-align:right;' in html
+    assert ">0.867<" in html and ">www.bls.gov</a>" in html and "&lt;b&gt;" in html
+    assert "0.8666666666666667" not in html
+
+
+def test_the_learner_notebooks_run_the_kit_cell_without_waiting_for_spark(tmp_path):
+    """The kit cell returns before Spark is up; the first cell that uses Spark waits and says so."""
+    from nbclient import NotebookClient
+
+    path = place(tmp_path, subs.filled("fr"))
+    executed = nbformat.read(path, 4)
+    NotebookClient(executed, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    text = {c.metadata["nbgrader"]["grade_id"]: "".join(o.get("text", "") for o in c.outputs)
+            for c in executed.cells if c.cell_type == "code"}
+    assert "Spark : démarrage en arrière-plan" in text["kit_start"]
+    assert "Spark : local[1]" not in text["kit_start"]
+    assert "Spark : local[1] (embedded" in "".join(text.values())  # said once it is up, where it is used
