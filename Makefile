@@ -7,7 +7,7 @@ LATEST := .venv-openai-latest
 DATABRICKS := .venv-databricks
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup system-deps lab grade test test-main test-openai-latest test-databricks databricks-env jupyter release cassettes clean
+.PHONY: setup system-deps browser-deps lab grade test test-main test-openai-latest test-databricks databricks-env jupyter formgrader release cassettes clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -17,15 +17,23 @@ $(STAMP): pyproject.toml requirements.lock
 
 setup: $(STAMP)
 
-## Debian packages the grader needs: bubblewrap (its sandbox). Installed when missing and we are root.
-system-deps:
-	@if command -v bwrap >/dev/null 2>&1; then :; \
+## Debian packages, installed when missing and we are root (otherwise the command to run is printed):
+## bubblewrap for the grading sandbox (system-deps), chromium for the browser test (browser-deps).
+define apt_need
+	@if $(2); then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing bubblewrap (the grading sandbox)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+		echo "installing $(1) (Debian package: $(3))"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null; \
 	else \
-		echo "rai-lab grade needs bubblewrap: sudo apt-get install bubblewrap (or your distribution's package)" >&2; exit 1; \
+		echo "rai-lab needs the Debian package $(1) ($(3)): sudo apt-get install $(1)" >&2; exit 1; \
 	fi
+endef
+
+system-deps:
+	$(call apt_need,bubblewrap,command -v bwrap >/dev/null 2>&1,the grading sandbox)
+
+browser-deps:
+	$(call apt_need,chromium,[ -x /usr/lib/chromium/chromium ],the browser test drives it headless)
 
 ## Run the French lab headless: replay mode, embedded local Spark, no network.
 lab: $(STAMP)
@@ -39,7 +47,7 @@ grade: $(STAMP) system-deps
 ## through Databricks Connect (its own environment) against a local Spark Connect server.
 test: test-main test-openai-latest test-databricks
 
-test-main: $(STAMP) system-deps
+test-main: $(STAMP) system-deps browser-deps
 	$(BIN)/python -m pytest
 
 $(LATEST)/.installed: pyproject.toml
@@ -66,9 +74,15 @@ $(DATABRICKS)/.installed: requirements-databricks.txt requirements-databricks.lo
 test-databricks: $(STAMP) $(DATABRICKS)/.installed
 	RAI_LAB_DATABRICKS_PYTHON=$(DATABRICKS)/bin/python $(BIN)/python -m pytest -m databricks tests/test_databricks_connect.py
 
-## JupyterLab on the learner notebooks.
+## The learner's JupyterLab on lab/ (check cells, nbgrader's Validate; no instructor tools), on 127.0.0.1.
+PORT ?= 8888
 jupyter: $(STAMP)
-	$(BIN)/jupyter lab $(ALLOW_ROOT) lab/
+	$(BIN)/rai-lab jupyter --port $(PORT)
+
+## The instructor's formgrader on the class that `make grade` graded (adjust scores by hand; `make grade` exports them).
+FORMGRADER_PORT ?= 8889
+formgrader: $(STAMP)
+	$(BIN)/rai-lab formgrader --out out/grades --assignment responsible-ai-fr --port $(FORMGRADER_PORT)
 
 ## Regenerate lab/ from solutions/ (nbgrader generate_assignment).
 release: $(STAMP)

@@ -129,6 +129,23 @@ def cmd_check(args) -> int:
     return 0 if result.ok else 1
 
 
+def cmd_jupyter(args) -> int:
+    from rai_lab import jupyterlab
+
+    argv, env, cwd = jupyterlab.learner(args.port, args.ip, token=args.token, browser=not args.no_browser)
+    return jupyterlab.run(argv, env, cwd)
+
+
+def cmd_formgrader(args) -> int:
+    from rai_lab import jupyterlab
+
+    course = jupyterlab.course_of(Path(args.out), args.assignment, Path(args.work) if args.work else None)
+    print(f"formgrader on {_relative(course)}: adjust a score by hand there, then run `rai-lab grade` again "
+          f"(unchanged submissions are not regraded) to export it to {args.out}/grades.csv")
+    argv, env, cwd = jupyterlab.formgrader(course, args.port, args.ip, token=args.token, browser=not args.no_browser)
+    return jupyterlab.run(argv, env, cwd)
+
+
 def cmd_record(args) -> int:
     from rai_lab import runner
     from rai_lab.cassette import display_path, provenance, provenance_line
@@ -259,6 +276,26 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("notebook", help="the notebook, e.g. lab/responsible-ai-fr/responsible_ai.ipynb")
     chk.add_argument("--cell-timeout", type=int, default=180, help="seconds per cell (default: 180)")
     chk.set_defaults(func=cmd_check)
+
+    jup = sub.add_parser("jupyter", help="the learner's JupyterLab on lab/: the notebooks, their check cells and "
+                                         "nbgrader's Validate (no instructor tools)")
+    jup.add_argument("--port", type=int, default=8888, help="port (default: 8888)")
+    jup.add_argument("--ip", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    jup.add_argument("--token", help="the login token (default: a new random one, printed by JupyterLab)")
+    jup.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    jup.set_defaults(func=cmd_jupyter)
+
+    fgr = sub.add_parser("formgrader", help="nbgrader's formgrader on a class graded by `rai-lab grade`: browse "
+                                            "submissions and feedback, adjust scores by hand")
+    fgr.add_argument("--out", default="grades", help="the --out of `rai-lab grade` (default: grades)")
+    fgr.add_argument("--assignment", choices=sorted(paths.ASSIGNMENTS.values()), default="responsible-ai-fr",
+                     help="the graded assignment (default: responsible-ai-fr)")
+    fgr.add_argument("--work", help="the --work of `rai-lab grade`, if it was given")
+    fgr.add_argument("--port", type=int, default=8889, help="port (default: 8889)")
+    fgr.add_argument("--ip", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    fgr.add_argument("--token", help="the login token (default: a new random one, printed by JupyterLab)")
+    fgr.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    fgr.set_defaults(func=cmd_formgrader)
 
     rec = sub.add_parser("record", help="re-record a cassette by running the lab live")
     rec.add_argument("--deployment", default="gpt-35-turbo", help="the deployment to record (default: gpt-35-turbo)")

@@ -57,6 +57,10 @@ REASONS = {
         "fr": "La notation automatique a échoué : {detail}",
         "en": "Automatic grading failed: {detail}",
     },
+    "manual": {
+        "fr": "Note ajustée à la main dans le formgrader : {checks}.",
+        "en": "Score adjusted by hand in the formgrader: {checks}.",
+    },
 }
 
 
@@ -391,6 +395,27 @@ class Grader:
                 return None
             return {grade.name: float(grade.score) for grade in notebook.grades if grade.max_score}
 
+    def _with_manual_scores(self, outcome: Outcome) -> Outcome:
+        """A kept grade with the scores an instructor set by hand in the formgrader (`rai-lab formgrader`)."""
+        from nbgrader.api import Gradebook, MissingEntry
+
+        if outcome.status != "graded" or not (self.course / "gradebook.db").exists():
+            return outcome
+        with Gradebook(f"sqlite:///{self.course / 'gradebook.db'}") as gb:
+            try:
+                notebook = gb.find_submission_notebook(paths.NOTEBOOK[:-6], self.assignment, outcome.learner)
+            except MissingEntry:
+                return outcome
+            manual = {grade.name: float(grade.manual_score) for grade in notebook.grades
+                      if grade.max_score and grade.manual_score is not None}
+        if manual:
+            outcome.checks.update(manual)
+            outcome.score, outcome.bonus = split_points(outcome.checks)
+            outcome.notes = [n for n in outcome.notes if not n.startswith(reason("manual", self.lang, checks="")[:20])]
+            outcome.notes.append(reason("manual", self.lang, checks=", ".join(
+                f"{name} {score:g}" for name, score in sorted(manual.items()))))
+        return outcome
+
     def _forget_learner(self, learner: str) -> None:
         """A learner out of the course tree and the gradebook (the reference run is nobody's grade)."""
         from nbgrader.api import Gradebook, MissingEntry
@@ -450,7 +475,7 @@ class Grader:
             self.stop_batch()
             self.timings["spark_server_stop_s"] = time.monotonic() - started
         started = time.monotonic()
-        ordered = [outcomes[sub.learner] for sub in submissions]
+        ordered = [self._with_manual_scores(outcomes[sub.learner]) for sub in submissions]
         self._forget_removed({o.learner for o in ordered})
         self._save_state(ordered)
         self.write_outputs(ordered, {s.learner: s for s in submissions})

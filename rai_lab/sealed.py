@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -26,6 +27,8 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 
 from rai_lab import evidence
+from rai_lab.errors import RaiLabError
+from rai_lab.jupyterlab import FORMGRADER_ENV
 from rai_lab.messages import say
 
 
@@ -68,6 +71,11 @@ class SealedExecute(Execute):
     """nbgrader's Execute with the checks judged here, per-cell and per-notebook limits, crashes kept."""
 
     def preprocess(self, nb, resources=None, retries=None):
+        if JOB is None and os.environ.get(FORMGRADER_ENV):
+            # The formgrader's Autograde button would run a learner's notebook on the instructor's
+            # machine, outside the sandbox: grading is `rai-lab grade`'s alone.
+            raise RaiLabError("autograding from the formgrader is turned off in rai-lab: it would run learners' code "
+                              "outside the grading sandbox. Run `rai-lab grade` (or `make grade`) instead.")
         self.job = JOB
         self._started = time.monotonic()
         self._output_bytes = 0
