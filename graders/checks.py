@@ -42,8 +42,8 @@ TEXT = {
         "en": "The environment variable {name} is not set: run the environment variables cell.",
     },
     "placeholder": {
-        "fr": "{name} vaut encore la valeur d'exemple {value!r} : mettez la vôtre (en mode replay, n'importe quelle valeur).",
-        "en": "{name} still holds the example value {value!r}: put yours (in replay mode, any value).",
+        "fr": "{name} vaut encore la valeur d'exemple {value!r} : mettez la vôtre (en mode replay, n'importe quelle valeur convient, et n'importe quelle URL https pour le point de terminaison).",
+        "en": "{name} still holds the example value {value!r}: put yours (in replay mode any value will do, and any https URL for the endpoint).",
     },
     "not_https": {
         "fr": "AZURE_OPENAI_ENDPOINT doit être une URL https comme https://<ressource>.openai.azure.com/ ; trouvé : {value!r}.",

@@ -2,9 +2,10 @@
 
 Each graded step of the lab is followed by locked check cells (`checking.check("env_key_set",
 globals())`) that the learner sees and runs. A check that passes prints ✓ and what it checked; one
-that fails raises CheckFailed, shown as ✗ and the message to act on (no traceback); an optional
-going-further check that the learner has not started prints ○ and raises nothing. nbgrader's
-Validate and `rai-lab check` read the same cells, so they fail on an unfilled or wrong notebook.
+that fails writes ✗ and the message to act on to stderr: nbgrader scores a cell with stderr 0, so
+its Validate button (and `rai-lab check`) fails on an unfilled or wrong notebook, while JupyterLab's
+Run All goes on to the next cells (an exception would stop it at the first ✗, as otter-grader's
+checks do not). An optional going-further check that the learner has not started prints ○.
 
 These cells are for learning. While grading they never run in the learner's kernel: the grader
 takes the snapshot (`rai_lab.evidence.report`) and runs the same check in its own process
@@ -13,6 +14,7 @@ takes the snapshot (`rai_lab.evidence.report`) and runs the same check in its ow
 
 from __future__ import annotations
 
+import sys
 import tomllib
 import warnings
 
@@ -21,17 +23,6 @@ from rai_lab.messages import detect_lang, say
 
 # A going-further step is "started" once one of these exists (or a call asked for several answers).
 BONUS_NAMES = ("samples_rows", "samples_df", "neutral_samples", "representation_df")
-
-
-class CheckFailed(AssertionError):
-    """A visible check that did not pass: IPython shows its two lines, not a traceback."""
-
-    def __init__(self, label: str, message: str):
-        super().__init__(f"{label} — {message}")
-        self.label, self.message = label, message
-
-    def _render_traceback_(self) -> list[str]:
-        return [f"\x1b[1;31m✗ {self.label}\x1b[0m", f"  {self.message}"]
 
 
 def rubric() -> dict[str, dict]:
@@ -70,12 +61,14 @@ def verdict(name: str, namespace: dict) -> tuple[str, str | None]:
     return "passed", None
 
 
-def check(name: str, namespace: dict) -> None:
-    """Run check `name` and show ✓ or ○; raise CheckFailed (shown as ✗ and why) when it fails."""
+def check(name: str, namespace: dict) -> bool:
+    """Run check `name`: ✓ or ○ on stdout, or ✗ and what to do on stderr. Whether it did not fail."""
     lang = _context(namespace)["lang"]
     entry = rubric()[name]
     label = entry.get(lang, entry["fr"])
     state, message = verdict(name, namespace)
     if state == "failed":
-        raise CheckFailed(label, message)
-    print(say("check_passed" if state == "passed" else "check_not_started", lang, label=label))
+        print(say("check_failed", lang, label=label, message=message), file=sys.stderr, flush=True)
+        return False
+    print(say("check_passed" if state == "passed" else "check_not_started", lang, label=label), flush=True)
+    return True

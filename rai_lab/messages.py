@@ -160,6 +160,7 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "en": "Not run: the notebook was stopped above. {why}",
     },
     "check_passed": {"fr": "✓ {label}", "en": "✓ {label}"},
+    "check_failed": {"fr": "✗ {label}\n  {message}", "en": "✗ {label}\n  {message}"},
     "check_not_started": {
         "fr": "○ {label} — facultatif, pas encore commencé",
         "en": "○ {label} — optional, not started yet",

@@ -155,8 +155,25 @@ def run(
                     kernel.shutdown_kernel(now=False)
                 redact_notebook(output, secret_values)
                 _record_source(output, original)
+                if checks and result.error is None:
+                    result.error = _failed_check(output)
         _read_events(result, events.read(str(log)))
     return result
+
+
+def _failed_check(output: Path) -> str | None:
+    """The first check cell that failed (its ✗ lines, on stderr: rai_lab.checking), or None."""
+    import nbformat
+
+    if not output.exists():
+        return None
+    for cell in nbformat.read(output, as_version=4).cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+            for out in cell.get("outputs", []):
+                if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                    return " ".join(out.get("text", "").split())
+    return None
 
 
 PLACEHOLDERS = ("your_openai_api_key", "your_openai_endpoint", "your-resource", "<")

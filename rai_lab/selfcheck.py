@@ -82,11 +82,13 @@ def _is_check(cell) -> bool:
 
 
 def _text_of(outputs) -> tuple[list[str], list[str]]:
-    """(stdout lines, error lines) of a cell, without colours."""
+    """(stdout lines, error and stderr lines) of a cell, without colours."""
     said, errors = [], []
     for output in outputs:
         if output.get("output_type") == "stream" and output.get("name") == "stdout":
             said.extend(output.get("text", "").splitlines())
+        elif output.get("output_type") == "stream" and output.get("name") == "stderr":
+            errors.extend(ANSI.sub("", output.get("text", "")).splitlines())
         elif output.get("output_type") == "error":
             errors.extend(ANSI.sub("", line) for line in output.get("traceback") or [])
     return said, errors
@@ -139,8 +141,8 @@ def report(nb, lang: str) -> Report:
             else:
                 result.failed += 1
                 result.lines.append(t["not_run"].format(label=label))
-        elif errors:
-            error = next((o for o in cell.outputs if o.get("output_type") == "error"), {})
+        elif any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+            error = next(o for o in cell.outputs if o.get("output_type") == "error")
             shown = f"{error.get('ename', '')}: {error.get('evalue', '')}".strip(": ")
             line = t["cell_error"].format(number=number, error=_first_advice(errors, shown)[:400])
             if _going_further(cell):

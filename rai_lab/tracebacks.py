@@ -4,8 +4,8 @@ The kit cell installs `show` as IPython's handler of every exception raised by a
 - frames inside the kit and its libraries (openai, httpx, vcr, pyspark…) are collapsed into one
   line that names them; the learner's own cells stay, with their line (`%tb` still shows all);
 - an unfilled cell (nbgrader's `raise NotImplementedError()`) says it is the learner's to fill;
-- the kit's own errors (a replay miss, a placeholder Azure variable, a visible check) are shown
-  with their message only, since they already say what to do;
+- the kit's own errors (a replay miss, a placeholder Azure variable) are shown with the learner's
+  line and their message only, since they already say what to do;
 - an Azure OpenAI error gets its hint (`rai_lab.hints`).
 The error output keeps its type and message, so nbgrader and papermill see the same failure.
 """
@@ -74,10 +74,6 @@ def handler(lang: str):
 
     def show(shell, etype, value, tb, tb_offset=None):
         sys.last_type, sys.last_value, sys.last_traceback = etype, value, tb  # for %tb: the whole traceback
-        if hasattr(value, "_render_traceback_"):  # a visible check: its own two lines
-            stb = value._render_traceback_()
-            shell._showtraceback(etype, value, stb)
-            return stb
         chain, hidden = learner_frames(tb)
         if chain is None:  # not raised through a cell (a magic, a hook): as IPython shows it
             chain, hidden = tb, []
