@@ -39,10 +39,11 @@ def environment(role: str, base: dict | None = None) -> dict[str, str]:
     return env
 
 
-def command(root: Path, port: int, ip: str = "127.0.0.1", token: str | None = None, browser: bool = True,
+def command(role: str, root: Path, port: int, ip: str = "127.0.0.1", token: str | None = None, browser: bool = True,
             default_url: str | None = None) -> list[str]:
+    # lab-settings/overrides.json: JupyterLab's defaults for the role (no news or update prompts).
     argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}", f"--ip={ip}", f"--port={port}",
-            "--ServerApp.port_retries=0"]
+            "--ServerApp.port_retries=0", f"--LabApp.app_settings_dir={CONFIG / role / 'lab-settings'}"]
     if token is not None:
         argv.append(f"--IdentityProvider.token={token}")
     if not browser:
@@ -58,7 +59,7 @@ def learner(port: int, ip: str = "127.0.0.1", token: str | None = None, browser:
             root: Path | None = None) -> tuple[list[str], dict[str, str], Path]:
     """(argv, environment, working folder) of the learner's JupyterLab on lab/."""
     root = (root or paths.LAB).resolve()
-    return command(root, port, ip, token, browser), environment("learner"), root
+    return command("learner", root, port, ip, token, browser), environment("learner"), root
 
 
 def course_of(out_dir: Path, assignment: str, work: Path | None = None) -> Path:
@@ -75,7 +76,7 @@ def course_of(out_dir: Path, assignment: str, work: Path | None = None) -> Path:
 def formgrader(course: Path, port: int, ip: str = "127.0.0.1", token: str | None = None,
                browser: bool = True) -> tuple[list[str], dict[str, str], Path]:
     """(argv, environment, working folder) of the instructor's JupyterLab, opened on the formgrader."""
-    return command(course, port, ip, token, browser, default_url="/formgrader"), environment("instructor"), course
+    return command("instructor", course, port, ip, token, browser, default_url="/formgrader"), environment("instructor"), course
 
 
 def run(argv: list[str], env: dict[str, str], cwd: Path) -> int:

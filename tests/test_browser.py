@@ -60,7 +60,7 @@ def jupyter(tmp_path_factory):
     argv, env, cwd = jupyterlab.learner(port, token=TOKEN, browser=False, root=root)
     env.update(JUPYTERLAB_SETTINGS_DIR=str(settings), JUPYTERLAB_WORKSPACES_DIR=str(tmp_path_factory.mktemp("ws")))
     log = open(root / "jupyter.log", "w")  # noqa: SIM115 - closed below
-    server = subprocess.Popen([*argv, "--LabApp.news_url=None"], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -158,6 +158,14 @@ def output_text(page, index: int) -> str:
     return cells(page).nth(index).locator(".jp-Cell-outputWrapper").text_content() or ""
 
 
+def shoot(page, name: str, index: int | None = None) -> None:
+    """A screenshot for out/browser/, the cell at `index` in view."""
+    if index is not None:
+        cells(page).nth(index).scroll_into_view_if_needed()
+        page.wait_for_timeout(300)
+    page.screenshot(path=str(SHOTS / name))
+
+
 def test_a_learner_fills_the_french_lab_runs_it_and_validates(jupyter):
     path = jupyter["root"] / "filled" / "responsible-ai-fr" / "responsible_ai.ipynb"
     ids = grade_ids(path)
@@ -165,11 +173,12 @@ def test_a_learner_fills_the_french_lab_runs_it_and_validates(jupyter):
     # Opened, nothing changed: the notebook is not marked modified (complete metadata).
     page.wait_for_timeout(3000)
     assert page.locator(".jp-mod-current.jp-mod-dirty").count() == 0
+    assert page.get_by_text("Would you like to get notified").count() == 0  # no news prompt (lab-settings)
     for grade_id, code in FILL.items():
         type_into(page, ids.index(grade_id), code)
     run_all(page)
     save(page)
-    page.screenshot(path=str(SHOTS / "filled-fr.png"), full_page=False)
+    shoot(page, "filled-fr.png", ids.index("build_dataframes"))
     nb = nbformat.read(path, 4)
     errors = [(c.metadata.get("nbgrader", {}).get("grade_id"), o.get("ename"), o.get("evalue"))
               for c in nb.cells if c.cell_type == "code" for o in c.outputs
@@ -187,7 +196,7 @@ def test_a_learner_fills_the_french_lab_runs_it_and_validates(jupyter):
     assert shown.count("✓") == 14 and "✗" not in shown
     assert cells(page).nth(ids.index("build_dataframes")).locator("td[style*='text-align:left']").count() == 10
     result = validate(page)
-    page.screenshot(path=str(SHOTS / "validate-filled-fr.png"))
+    shoot(page, "validate-filled-fr.png")
     assert result.startswith("success: ") and "Success! Your notebook passes all the tests." in result
     page.close()
     shut_down_kernels(jupyter["url"])
@@ -199,9 +208,9 @@ def test_the_unfilled_lab_says_whose_cell_it_is_and_validate_names_the_failing_s
     run_all(page)
     env_out = output_text(page, ids.index("env_vars"))
     assert "Cette cellule est à vous" in env_out and "NotImplementedError" in env_out
-    page.screenshot(path=str(SHOTS / "unfilled-fr.png"))
+    shoot(page, "unfilled-fr.png", ids.index("env_vars"))
     result = validate(page)
-    page.screenshot(path=str(SHOTS / "validate-unfilled-fr.png"))
+    shoot(page, "validate-unfilled-fr.png")
     assert result.startswith("failed: ")
     for step in ("env_key_set", "calls_ten_made", "answers_lists", "neutral_df_built", "loaded_df_built"):
         assert step in result
@@ -221,7 +230,7 @@ def test_the_exercise_placeholders_typed_literally_get_the_learner_message(jupyt
     assert "AZURE_OPENAI_API_KEY vaut encore « your_openai_api_key »" in client
     assert "n'importe quel point de terminaison https" in client and "CassetteMiss" not in client
     assert len(client) < 2000  # a few lines, not 200 lines of traceback
-    page.screenshot(path=str(SHOTS / "placeholders-fr.png"))
+    shoot(page, "placeholders-fr.png", ids.index("create_client"))
     page.close()
     shut_down_kernels(jupyter["url"])
 
@@ -233,7 +242,7 @@ def test_the_english_lab_checks_speak_english(jupyter):
     run_all(page)
     assert "✓ AZURE_OPENAI_API_KEY is set (not the example value)" in output_text(page, ids.index("env_key_set"))
     assert "This cell is yours to fill" in output_text(page, ids.index("generate_answers"))
-    page.screenshot(path=str(SHOTS / "english.png"))
+    shoot(page, "english.png", ids.index("env_key_set"))
     page.close()
     shut_down_kernels(jupyter["url"])
     log = jupyter["log"].read_text()
