@@ -1,4 +1,4 @@
-"""The checks behind the hidden tests: what the exercise asks for, read from what the kernel did.
+"""The checks behind the check cells: what the exercise asks for, read from what the kernel did.
 
 Each check takes a snapshot of the notebook (`rai_lab.evidence`: the Azure variables and, as plain
 data, the variables named in NEEDS) and a context (language, deployment, calls), and raises
@@ -435,7 +435,7 @@ def _number(value) -> float:
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
 
 
-# Every check, by the grade_id of its hidden test cell (tests check this agrees with the rubric).
+# Every check, by the grade_id of its check cell (tests check this agrees with the rubric).
 CHECKS = {
     function.__name__: function
     for function in (env_key_set, env_endpoint_https, env_api_version, calls_ten_made, calls_prompts_in_order,

@@ -45,7 +45,7 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
-# Feedback shows why a check failed, never the hidden test's code (nbgrader issues #917, #1363).
+# Feedback shows why a check failed, never the check cell's code (nbgrader issues #917, #1363).
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "rai_lab.feedback.HideTestCode",

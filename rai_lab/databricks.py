@@ -1,7 +1,7 @@
 """Databricks source notebooks (`# Databricks notebook source`) from the lab's .ipynb, and back.
 
 `export` writes, for each language, the learner's notebook (from lab/) and a reference notebook:
-the solution without its hidden tests (which need the kit), which the asset bundle's job runs on
+the solution without its check cells (which need the kit), which the asset bundle's job runs on
 the cluster (`databricks.yml`); and `rai_lab_bias.py`, a copy of the kit's bias measures (PySpark
 and matplotlib only), which the going-further cells import on a cluster without the kit. The
 repository keeps their export under databricks/ (a test checks it is current; `rai-lab release`

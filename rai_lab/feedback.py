@@ -1,4 +1,4 @@
-"""nbconvert preprocessors for grading: what feedback shows of the hidden tests and of tracebacks, and output limits."""
+"""nbconvert preprocessors for grading: what feedback shows of the check cells and of tracebacks, and output limits."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def _is_test(cell) -> bool:
 
 
 class HideTestCode(Preprocessor):
-    """In feedback, a failed hidden test shows its message, not the test's code or traceback."""
+    """In feedback, a failed check shows its message, not the check cell's code or traceback."""
 
     enabled = Bool(True)  # nbconvert runs a registered preprocessor only when it is enabled
 

@@ -92,8 +92,7 @@ def run(
 ) -> RunResult:
     """Execute the lab notebook with papermill; never raises for an error inside the notebook.
 
-    The notebook runs as a learner's would: without the graded checks (hidden tests) that the
-    source notebooks carry, unless `checks` is set.
+    The notebook runs without its check cells, unless `checks` is set (then a ✗ makes the run fail).
     """
     import papermill
     from jupyter_client.manager import KernelManager

@@ -1,7 +1,7 @@
 """nbgrader's Execute, sealed: verdicts made outside the learner's kernel, and every stop with its true reason.
 
 `rai-lab grade` runs this preprocessor in its grading worker (outside the learner's sandbox) in
-place of nbgrader's Execute. The learner's cells run in the kernel as usual. A hidden test cell
+place of nbgrader's Execute. The learner's cells run in the kernel as usual. A check cell
 never does: the worker asks the kernel for a plain-data snapshot of what the check reads
 (`rai_lab.evidence`), runs the check itself on that snapshot and on the calls that its replay
 service served (`rai_lab.replay`), and writes the cell's output from its own verdict; nbgrader then
