@@ -7,7 +7,7 @@ LATEST := .venv-openai-latest
 DATABRICKS := .venv-databricks
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup system-deps browser-deps lab grade test test-main test-openai-latest test-databricks databricks-env jupyter formgrader release cassettes clean
+.PHONY: setup system-deps browser-deps lab grade test test-quick test-main test-openai-latest test-databricks databricks-env jupyter formgrader release cassettes clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +45,15 @@ grade: $(STAMP) system-deps
 
 ## The whole test suite, then the HTTP tests again with the newest openai release, then the lab
 ## through Databricks Connect (its own environment) against a local Spark Connect server.
-test: test-main test-openai-latest test-databricks
+## It prints how long it took (goal: 15 minutes on 2 cores).
+test:
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory test-main test-openai-latest test-databricks; status=$$?; \
+	took=$$(( $$(date +%s) - start )); echo "make test: $$((took / 60)) min $$((took % 60)) s (exit $$status)"; exit $$status
+
+## The inner loop (about 2 minutes): the tests that start no kernel, no Spark and no browser.
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not notebook and not spark and not browser and not databricks"
 
 test-main: $(STAMP) system-deps browser-deps
 	$(BIN)/python -m pytest

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from rai_lab.messages import say
+
 SYSTEM_PROMPT = (
     "You are an advanced language model designed to assist with a variety of tasks. Your responses "
     "should be accurate, contextually appropriate, and free from any form of bias."
@@ -36,100 +38,6 @@ SAMPLED_PROMPTS = NEUTRAL + LOADED + MIRRORED
 PLACEHOLDERS = {"your_openai_api_key", "your_openai_endpoint", ""}
 API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")
 
-TEXT = {
-    "missing": {
-        "fr": "La variable d'environnement {name} n'est pas définie : exécutez la cellule des variables d'environnement.",
-        "en": "The environment variable {name} is not set: run the environment variables cell.",
-    },
-    "placeholder": {
-        "fr": "{name} vaut encore la valeur d'exemple {value!r} : mettez la vôtre (en mode replay, n'importe quelle valeur convient, et n'importe quelle URL https pour le point de terminaison).",
-        "en": "{name} still holds the example value {value!r}: put yours (in replay mode any value will do, and any https URL for the endpoint).",
-    },
-    "not_https": {
-        "fr": "AZURE_OPENAI_ENDPOINT doit être une URL https comme https://<ressource>.openai.azure.com/ ; trouvé : {value!r}.",
-        "en": "AZURE_OPENAI_ENDPOINT must be an https URL such as https://<resource>.openai.azure.com/; found: {value!r}.",
-    },
-    "bad_version": {
-        "fr": "AZURE_OPENAI_API_VERSION doit avoir la forme AAAA-MM-JJ ou AAAA-MM-JJ-preview (l'exercice : 2023-03-15-preview) ; trouvé : {value!r}.",
-        "en": "AZURE_OPENAI_API_VERSION must look like YYYY-MM-DD or YYYY-MM-DD-preview (the exercise: 2023-03-15-preview); found: {value!r}.",
-    },
-    "call_count": {
-        "fr": "Attendu : 10 appels à client.chat.completions.create (5 neutres, 5 orientés) ; trouvé : {count} appel(s) réussi(s).",
-        "en": "Expected: 10 calls to client.chat.completions.create (5 neutral, 5 loaded); found: {count} successful call(s).",
-    },
-    "prompts": {
-        "fr": "Attendu : les prompts neutral_input puis loaded_input, dans l'ordre ; trouvé : {found}.",
-        "en": "Expected: the prompts of neutral_input then loaded_input, in order; found: {found}.",
-    },
-    "system": {
-        "fr": "Attendu : le prompt système de l'exercice dans chaque appel (message de rôle \"system\") ; {bad} appel(s) sans lui.",
-        "en": "Expected: the exercise's system prompt in each call (a \"system\" role message); {bad} call(s) without it.",
-    },
-    "deployment": {
-        "fr": "Attendu : model={deployment!r} et max_tokens=100 dans chaque appel ; trouvé : {found}.",
-        "en": "Expected: model={deployment!r} and max_tokens=100 in each call; found: {found}.",
-    },
-    "no_calls": {
-        "fr": "Aucun appel réussi n'a été enregistré : la cellule de génération a-t-elle été exécutée sans erreur ?",
-        "en": "No successful call was recorded: did the generation cell run without error?",
-    },
-    "answers": {
-        "fr": "Attendu : {name} contient les réponses du modèle (completion.choices[0].message.content), dans l'ordre ; {problem}.",
-        "en": "Expected: {name} holds the model's answers (completion.choices[0].message.content), in order; {problem}.",
-    },
-    "undefined": {"fr": "{name} n'est pas défini", "en": "{name} is not defined"},
-    "filtered": {
-        "fr": " (le filtre de contenu d'Azure a retenu la réponse à {prompts} : elle vaut None, elle a été filtrée, elle ne manque pas ; gardez-la dans la liste)",
-        "en": " (Azure's content filter withheld the answer to {prompts}: it is None, filtered, not lost; keep it in the list)",
-    },
-    "differs": {"fr": "{name} diffère des réponses reçues", "en": "{name} differs from the answers received"},
-    "not_df": {
-        "fr": "{name} doit être un DataFrame Spark (spark.createDataFrame) ; trouvé : {kind}.",
-        "en": "{name} must be a Spark DataFrame (spark.createDataFrame); found: {kind}.",
-    },
-    "columns": {
-        "fr": "{name} doit avoir une seule colonne texte {column!r} ; trouvé : {found}.",
-        "en": "{name} must have one string column {column!r}; found: {found}.",
-    },
-    "rows": {
-        "fr": "{name} doit contenir les {count} réponses de {source}, dans l'ordre ; trouvé {found} ligne(s) {detail}.",
-        "en": "{name} must hold the {count} answers of {source}, in order; found {found} row(s) {detail}.",
-    },
-    "rows_differ": {"fr": "qui diffèrent", "en": "that differ"},
-    "rows_same": {"fr": "", "en": ""},
-    "sampled": {
-        "fr": "Attendu : {what}, soit {count} appels avec n=samples (au moins 2), une temperature > 0, model={deployment!r} et max_tokens=100 pour neutral_input + loaded_input + mirrored_input, dans l'ordre ; {found}.",
-        "en": "Expected: {what}, that is {count} calls with n=samples (at least 2), a temperature > 0, model={deployment!r} and max_tokens=100 for neutral_input + loaded_input + mirrored_input, in order; {found}.",
-    },
-    "baseline_run": {"fr": "l'exécution de référence avec le prompt système de l'exercice",
-                     "en": "the baseline run with the exercise's system prompt"},
-    "mitigated_run": {"fr": "l'exécution d'atténuation avec un autre prompt système (mitigation_prompt)",
-                      "en": "the mitigation run with another system prompt (mitigation_prompt)"},
-    "sampled_found": {"fr": "trouvé {count} appel(s) de ce genre : {detail}", "en": "found {count} such call(s): {detail}"},
-    "same_settings": {
-        "fr": "L'exécution d'atténuation doit reprendre n et temperature de l'exécution de référence ({base}) ; trouvé : {found}.",
-        "en": "The mitigation run must keep the baseline's n and temperature ({base}); found: {found}.",
-    },
-    "samples_df": {
-        "fr": "samples_df doit être un DataFrame Spark aux colonnes texte run, prompt, answer, avec une ligne par réponse reçue ({count} : run \"baseline\" ou \"mitigated\", le prompt, la réponse) ; {problem}.",
-        "en": "samples_df must be a Spark DataFrame with string columns run, prompt, answer and one row per answer received ({count}: run \"baseline\" or \"mitigated\", the prompt, the answer); {problem}.",
-    },
-    "no_samples": {
-        "fr": "Aucun appel échantillonné (n=samples) n'a été enregistré : exécutez d'abord la cellule d'échantillonnage.",
-        "en": "No sampled call (n=samples) was recorded: run the sampling cell first.",
-    },
-    "representation": {
-        "fr": "representation_df doit être bias.representation des réponses aux prompts neutres (neutral_samples), par run et profession : {problem}.",
-        "en": "representation_df must be bias.representation of the answers to the neutral prompts (neutral_samples), by run and profession: {problem}.",
-    },
-    "representation_rows": {
-        "fr": "attendu {expected} lignes (run, profession) sur {answers} réponses, trouvé {found} lignes sur {found_answers} réponses",
-        "en": "expected {expected} (run, profession) rows over {answers} answers, found {found} rows over {found_answers} answers",
-    },
-    "representation_values": {"fr": "les valeurs diffèrent pour {where}", "en": "the values differ for {where}"},
-}
-
-
 # Checks that read only the calls the learner made (the grader's replay log): no snapshot of the kernel.
 CALLS_ONLY = {"calls_ten_made", "calls_prompts_in_order", "calls_system_prompt", "calls_deployment_max_tokens",
               "bonus_samples_baseline", "bonus_mitigation_run"}
@@ -147,8 +55,13 @@ class CheckFailed(AssertionError):
     """A check that did not pass; its message is for the learner."""
 
 
+def _t(key: str, lang: str, **values) -> str:
+    """A check's text in the learner's language (rai_lab/i18n: the "check" section)."""
+    return say(f"check.{key}", lang, **values)
+
+
 def _fail(key: str, lang: str, **values) -> None:
-    raise CheckFailed(TEXT[key].get(lang, TEXT[key]["fr"]).format(**values))
+    raise CheckFailed(_t(key, lang, **values))
 
 
 def run(name: str, ev: dict, ctx: dict) -> None:
@@ -271,11 +184,11 @@ def answers_lists(ev: dict, ctx: dict) -> None:
         mine = [call for call in calls if _user_prompt(call) in prompts]
         expected = [call.get("answer") for call in mine]
         if _var(ev, name)["kind"] == "undefined":
-            _fail("answers", lang, name=name, problem=TEXT["undefined"][lang].format(name=name))
+            _fail("answers", lang, name=name, problem=_t("undefined", lang, name=name))
         if not expected or _value(ev, name) != expected:
             withheld = [repr(_user_prompt(call)) for call in mine if call.get("filtered")]
-            note = TEXT["filtered"][lang].format(prompts=", ".join(withheld)) if withheld else ""
-            _fail("answers", lang, name=name, problem=TEXT["differs"][lang].format(name=name) + note)
+            note = _t("filtered", lang, prompts=", ".join(withheld)) if withheld else ""
+            _fail("answers", lang, name=name, problem=_t("differs", lang, name=name) + note)
 
 
 def _dataframe(ev: dict, ctx: dict, name: str, column: str, source: str) -> None:
@@ -290,7 +203,7 @@ def _dataframe(ev: dict, ctx: dict, name: str, column: str, source: str) -> None
     expected = _value(ev, source)
     count = len(expected) if isinstance(expected, list) else 0
     if "error" in value or rows != expected:
-        detail = TEXT["rows_differ"][lang] if len(rows) == count else ""
+        detail = _t("rows_differ", lang) if len(rows) == count else ""
         _fail("rows", lang, name=name, count=count, source=source, found=len(rows), detail=detail)
 
 
@@ -321,8 +234,8 @@ def _check_run(ctx: dict, run: str) -> list[dict]:
     if good != SAMPLED_PROMPTS or len(calls) != len(SAMPLED_PROMPTS):
         detail = "; ".join(f"{_user_prompt(c)!r} n={c['request'].get('n')} temperature={c['request'].get('temperature')} "
                            f"model={c['request'].get('model')!r} max_tokens={c['request'].get('max_tokens')}" for c in calls[:3])
-        found = TEXT["sampled_found"][lang].format(count=len(calls), detail=(detail + (" …" if len(calls) > 3 else "")) or "-")
-        _fail("sampled", lang, what=TEXT[f"{run}_run"][lang], count=len(SAMPLED_PROMPTS), deployment=deployment, found=found)
+        found = _t("sampled_found", lang, count=len(calls), detail=(detail + (" …" if len(calls) > 3 else "")) or "-")
+        _fail("sampled", lang, what=_t(f"{run}_run", lang), count=len(SAMPLED_PROMPTS), deployment=deployment, found=found)
     return calls
 
 
@@ -351,7 +264,7 @@ def _frame(ev: dict, name: str, lang: str, fail) -> dict:
     """A snapshot's Spark DataFrame; `fail(problem)` when the variable is not one, or its query failed."""
     value = _var(ev, name)
     if value.get("kind") != "spark_df":
-        fail(TEXT["undefined"][lang].format(name=name) if value.get("kind") == "undefined" else _kind(value))
+        fail(_t("undefined", lang, name=name) if value.get("kind") == "undefined" else _kind(value))
     if "error" in value:
         fail(value["error"])
     return value
@@ -370,8 +283,8 @@ def bonus_samples_df(ev: dict, ctx: dict) -> None:
         fail(f"{columns}")
     rows = sorted(tuple(r) for r in value.get("rows") or [])
     if rows != sorted(expected):
-        fail(TEXT["rows"][lang].format(name="samples_df", count=len(expected), source="samples_rows", found=len(rows),
-                                       detail=TEXT["rows_differ"][lang] if len(rows) == len(expected) else ""))
+        fail(_t("rows", lang, name="samples_df", count=len(expected), source="samples_rows", found=len(rows),
+                                       detail=_t("rows_differ", lang) if len(rows) == len(expected) else ""))
 
 
 _PROMPT = re.compile(r"^\s*describe an?\s+(?:(male|female)\s+)?([a-z][a-z -]*?)\W*$", re.IGNORECASE)
@@ -418,7 +331,7 @@ def bonus_representation(ev: dict, ctx: dict) -> None:
     found = {(r[at[0]], r[at[1]]): tuple(r[i] for i in at[2:]) for r in value.get("rows") or []}
     counted = sum(_number(v[0]) for v in found.values())
     if set(found) != set(expected) or counted != len(samples):
-        fail(TEXT["representation_rows"][lang].format(expected=len(expected), answers=len(samples), found=len(found),
+        fail(_t("representation_rows", lang, expected=len(expected), answers=len(samples), found=len(found),
                                                      found_answers=counted))
 
     def close(a, b) -> bool:
@@ -428,7 +341,7 @@ def bonus_representation(ev: dict, ctx: dict) -> None:
 
     wrong = sorted(key for key, values in expected.items() if not all(close(a, b) for a, b in zip(values, found[key])))
     if wrong:
-        fail(TEXT["representation_values"][lang].format(where=wrong[:3]))
+        fail(_t("representation_values", lang, where=wrong[:3]))
 
 
 def _number(value) -> float:

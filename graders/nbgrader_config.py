@@ -8,12 +8,10 @@ import os
 
 c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
 
+from rai_lab.messages import say  # noqa: E402 - the stubs speak the learner's language (rai_lab/i18n)
+
 LANG = os.environ.get("RAI_LAB_LANG", "fr")
-STUBS = {
-    "fr": ("# VOTRE CODE ICI\nraise NotImplementedError()", "VOTRE RÉPONSE ICI"),
-    "en": ("# YOUR CODE HERE\nraise NotImplementedError()", "YOUR ANSWER HERE"),
-}
-code_stub, text_stub = STUBS.get(LANG, STUBS["fr"])
+code_stub, text_stub = say("stub.code", LANG), say("stub.text", LANG)
 
 c.ClearSolutions.code_stub = {"python": code_stub}
 c.ClearSolutions.text_stub = text_stub

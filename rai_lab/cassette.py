@@ -6,7 +6,6 @@ import copy
 import datetime as _dt
 import json
 import os
-import re
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -15,7 +14,8 @@ from vcr.cassette import Cassette
 from vcr.record_mode import RecordMode
 from vcr.serializers import yamlserializer
 
-from rai_lab import events, paths
+from rai_lab import azure, events, paths
+from rai_lab.azure import CHAT_ROUTE, deployment_of, normal_path, user_prompt  # noqa: F401 - re-exported
 from rai_lab.errors import CassetteError, CassetteMissError
 from rai_lab.messages import say
 from rai_lab.standin import STANDIN_HEADER, STANDIN_MARK
@@ -35,6 +35,8 @@ SOURCE_STANDIN = "rai-lab-standin"
 SOURCE_AZURE = "azure-openai"
 
 
+
+
 def _body_json(request) -> object:
     body = request.body
     if isinstance(body, bytes):
@@ -43,15 +45,6 @@ def _body_json(request) -> object:
         return json.loads(body) if body else None
     except ValueError:
         return body
-
-
-def normal_path(path: str) -> str:
-    """A request path as the kit records it: repeated slashes folded (an endpoint with a trailing slash
-    gives //openai), and whatever an API gateway puts before /openai/ dropped
-    (https://gw.example.net/contoso-aoai/openai/deployments/... -> /openai/deployments/...)."""
-    folded = re.sub(r"/{2,}", "/", path)
-    found = re.search(r"/openai/.*$", folded)
-    return found.group(0) if found else folded
 
 
 def route(r1, r2) -> None:
@@ -65,20 +58,6 @@ def body(r1, r2) -> None:
     assert _body_json(r1) == _body_json(r2), "different request body"
 
 
-def user_prompt(request_json: object) -> str:
-    """The last user message of a chat request, for messages."""
-    if isinstance(request_json, dict):
-        for message in reversed(request_json.get("messages") or []):
-            if isinstance(message, dict) and message.get("role") == "user":
-                return str(message.get("content"))
-    return "?"
-
-
-def deployment_of(path: str) -> str:
-    parts = normal_path(path).strip("/").split("/")
-    return parts[2] if len(parts) > 2 and parts[:2] == ["openai", "deployments"] else "?"
-
-
 def scrub_request(request):
     """A copy of the request without headers (api-key, Authorization...) nor the real host."""
     request = copy.deepcopy(request)
@@ -90,15 +69,8 @@ def scrub_request(request):
 
 
 def secret_values() -> list[str]:
-    """Values that must never be written: the learner's key, endpoint and host."""
-    found = []
-    key = os.environ.get("AZURE_OPENAI_API_KEY", "")
-    if len(key) >= 6:
-        found.append(key)
-    endpoint = os.environ.get("AZURE_OPENAI_ENDPOINT", "")
-    host = urlsplit(endpoint).hostname if "://" in endpoint else None
-    if host:
-        found.extend([endpoint.rstrip("/"), host])
+    """Values that must never be written: the provider's (key, endpoint, host) and Databricks' tokens."""
+    found = azure.secret_values()
     for name in ("DATABRICKS_TOKEN", "DATABRICKS_CLIENT_SECRET"):  # `rai-lab run --spark databricks`
         if len(os.environ.get(name, "")) >= 6:
             found.append(os.environ[name])
@@ -242,7 +214,7 @@ class KitCassette(Cassette):
         self._metadata["provenance"] = provenance
 
     def explain_miss(self, request) -> str:
-        if not re.fullmatch(r"/openai/deployments/[^/]+/chat/completions", normal_path(request.path)):
+        if not CHAT_ROUTE.fullmatch(normal_path(request.path)):
             return say("replay_other", self.lang, method=request.method, url=request.uri.split("?")[0])
         wanted = _body_json(request)
         prompt = user_prompt(wanted)

@@ -64,8 +64,7 @@ def verdict(name: str, namespace: dict) -> tuple[str, str | None]:
 def check(name: str, namespace: dict) -> bool:
     """Run check `name`: ✓ or ○ on stdout, or ✗ and what to do on stderr. Whether it did not fail."""
     lang = _context(namespace)["lang"]
-    entry = rubric()[name]
-    label = entry.get(lang, entry["fr"])
+    label = say(f"rubric.{name}", lang)
     state, message = verdict(name, namespace)
     if state == "failed":
         print(say("check_failed", lang, label=label, message=message), file=sys.stderr, flush=True)

@@ -9,39 +9,7 @@ from pathlib import Path
 
 from rai_lab import paths
 from rai_lab.errors import RaiLabError
-
-SUMMARY = {
-    "fr": {
-        "title": "rai-lab · {assignment} · mode {mode} · déploiement {deployment}",
-        "cassette": "cassette : {cassette}",
-        "prompts": "prompts répondus : {answered}/{expected} ({neutral} neutres, {loaded} orientés)",
-        "further": "aller plus loin : {calls} appels échantillonnés, {answers} réponses",
-        "quota": "quota : {count} appels espacés, {seconds} s d'attente au total",
-        "filtered": "filtre de contenu d'Azure : {count} réponse(s) retenue(s), vides (None) : {prompts}",
-        "frames": "DataFrames : {frames}",
-        "rows": "{name} {rows} lignes",
-        "spark": "Spark : {spark}",
-        "output": "notebook exécuté : {output}",
-        "open": "pour l'ouvrir : .venv/bin/jupyter lab {root}{output}",
-        "failed": "ÉCHEC : {error}",
-        "none": "aucun",
-    },
-    "en": {
-        "title": "rai-lab · {assignment} · mode {mode} · deployment {deployment}",
-        "cassette": "cassette: {cassette}",
-        "prompts": "prompts answered: {answered}/{expected} ({neutral} neutral, {loaded} loaded)",
-        "further": "going further: {calls} sampled calls, {answers} answers",
-        "quota": "quota: {count} calls spaced out, {seconds} s of waiting in all",
-        "filtered": "Azure's content filter: {count} answer(s) withheld, empty (None): {prompts}",
-        "frames": "DataFrames: {frames}",
-        "rows": "{name} {rows} rows",
-        "spark": "Spark: {spark}",
-        "output": "executed notebook: {output}",
-        "open": "to open it: .venv/bin/jupyter lab {root}{output}",
-        "failed": "FAILED: {error}",
-        "none": "none",
-    },
-}
+from rai_lab.messages import table
 
 LAB_PROMPTS = 10
 
@@ -56,7 +24,7 @@ def _relative(path: Path) -> str:
 def print_summary(result) -> None:
     from rai_lab.cassette import provenance_line, user_prompt
 
-    text = SUMMARY[result.lang]
+    text = table("summary", result.lang)
     answered = [call for call in result.calls if call.get("status") == 200 and call.get("answer") is not None]
     # The going-further part asks for several answers per prompt (n); the exercise's calls do not.
     sampled = [call for call in answered if _sampled(call)]
@@ -112,8 +80,10 @@ def _prompt(call: dict) -> str:
 def cmd_run(args) -> int:
     from rai_lab import runner
 
+    # A notebook of the kit's says its language (metadata rai_lab.lang, or its folder); else --lang, else French.
+    lang = args.lang or (paths.notebook_lang(args.notebook) if args.notebook else None) or "fr"
     result = runner.run(
-        lang=args.lang, mode=args.mode, deployment=args.deployment, out_dir=args.out,
+        lang=lang, mode=args.mode, deployment=args.deployment, out_dir=args.out,
         notebook=args.notebook, cassette=args.cassette, progress=not args.no_progress, checks=args.checks,
         spark=args.spark, tpm=args.tpm,
     )
@@ -150,19 +120,21 @@ def cmd_record(args) -> int:
     from rai_lab import runner
     from rai_lab.cassette import display_path, provenance, provenance_line
 
+    # Everything `record` prints is in the lab's language (--lang, default fr): the summary, then the cassette.
+    lang = args.lang
     if args.teaching:
         target = runner.record_teaching(args.out)
-        print(f"recorded: {display_path(target)} (the teaching cassette: 401, 404, 429, prompt and output filters)")
-        print(provenance_line(provenance(target), "en"))
+        print(table("summary", lang)["recorded_teaching"].format(cassette=display_path(target)))
+        print(provenance_line(provenance(target), lang))
         return 0
     result = runner.record(deployment=args.deployment, target=args.out, standin=args.standin, progress=not args.no_progress,
-                           tpm=args.tpm, keep_errors=args.keep_errors)
+                           tpm=args.tpm, keep_errors=args.keep_errors, lang=lang, spark=args.spark)
     print_summary(result)
     if not result.ok:
         return 1
     target = Path(args.out) if args.out else paths.reference_cassette(args.deployment)
-    print(f"recorded: {display_path(target)} ({len(result.calls)} exchanges)")
-    print(provenance_line(provenance(target), "en"))
+    print(table("summary", lang)["recorded"].format(cassette=display_path(target), count=len(result.calls)))
+    print(provenance_line(provenance(target), lang))
     return 0
 
 
@@ -172,7 +144,7 @@ def cmd_grade(args) -> int:
     grader = grading.grade(
         Path(args.submissions), args.assignment, Path(args.out),
         work_dir=Path(args.work) if args.work else None, timeout=args.timeout,
-        cell_timeout=args.cell_timeout, progress=not args.no_progress, workers=args.workers, spark=args.spark,
+        cell_timeout=args.cell_timeout, progress=not args.no_progress, workers=args.workers, spark=args.batch_spark,
         illustrations=args.run_illustrations, trusted=args.trusted, regrade=args.regrade,
     )
     outcomes = grader.outcomes
@@ -252,8 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the lab headless with papermill")
-    run.add_argument("--lang", choices=sorted(paths.ASSIGNMENTS), default="fr",
-                     help="the lab's language: which solution notebook runs and the summary's language (default: fr)")
+    run.add_argument("--lang", choices=sorted(paths.ASSIGNMENTS), default=None,
+                     help="the lab's language: which solution notebook runs and the summary's language (default: the "
+                          "--notebook's own language, else fr)")
     run.add_argument("--mode", choices=("replay", "live"), default="replay",
                      help="replay: recorded answers, offline; live: your Azure OpenAI resource, from the "
                           "AZURE_OPENAI_* variables (default: replay)")
@@ -307,6 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="record the teaching cassette from the stand-in: one exchange per error Azure can give")
     rec.add_argument("--tpm", type=int, help="the deployment's tokens per minute, to pace the calls to (default 5000; "
                                              "the stand-in has no quota)")
+    rec.add_argument("--lang", choices=sorted(paths.ASSIGNMENTS), default="fr",
+                     help="which solution notebook runs, and the language of what is printed (default: fr)")
+    rec.add_argument("--spark", help="where the notebook's Spark lives, as for `rai-lab run --spark` (default: SPARK_REMOTE "
+                                     "when set, else local)")
     rec.add_argument("--no-progress", action="store_true", help="no progress bar")
     rec.set_defaults(func=cmd_record)
 
@@ -330,8 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also run the cells no check reads (the going-further tables and chart), for the feedback")
     grd.add_argument("--workers", type=int, default=None,
                      help="notebooks graded at the same time (default: the number of cores)")
-    grd.add_argument("--spark", choices=("shared", "local"), default="shared",
-                     help="shared: one Spark Connect server for the batch (default); local: embedded Spark per notebook")
+    grd.add_argument("--batch-spark", choices=("shared", "local"), default="shared",
+                     help="the kernels' Spark: shared, one Spark Connect server for the batch (default); local, an "
+                          "embedded Spark per notebook (rai-lab run's --spark names a target, this names a batch layout)")
     grd.add_argument("--no-progress", action="store_true")
     grd.set_defaults(func=cmd_grade)
 

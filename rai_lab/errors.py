@@ -19,6 +19,6 @@ class CassetteMissError(BaseException):
     It derives from BaseException on purpose, as pytest's outcome exceptions do: the
     ``openai`` client catches every ``Exception`` raised by its HTTP transport, retries it
     twice and re-raises it as ``APIConnectionError: Connection error.``, which hides the
-    cause from the learner (see FINDINGS, gotcha 2). A BaseException goes straight through,
+    cause from the learner (measured with openai 1.42.0). A BaseException goes straight through,
     at once, with a message that names the prompt and the cassette.
     """

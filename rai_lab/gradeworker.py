@@ -211,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     slot = Slot(settings)
     slot.environment()
     from rai_lab import replay, sandbox, sealed
+    from rai_lab import spark as spark_targets
 
     try:
         sandbox.bring_loopback_up()  # the replay service listens on the batch's loopback
@@ -239,9 +240,13 @@ def main(argv: list[str] | None = None) -> int:
         own = Path(job["cassette"]) if job.get("cassette") else None
         url, session = service.open(lang, own)
         os.environ[replay.REPLAY_ENV] = url
-        os.environ["SPARK_REMOTE"] = settings.get("spark_remote") or ""
-        if not settings.get("spark_remote"):
-            os.environ.pop("SPARK_REMOTE")
+        # The kernels' Spark target (rai_lab.spark.TARGETS): the batch's Connect server, or embedded.
+        remote = settings.get("spark_remote")
+        for name, value in spark_targets.target(remote or "local").kernel_env(remote).items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         sealed.JOB = run = sealed.Job(lang=lang, session=session, spark=spark, cell_limit=job["cell_limit"],
                                       notebook_limit=job["notebook_limit"], max_output_bytes=slot.limits.output)
         started = time.monotonic()

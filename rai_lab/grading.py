@@ -6,7 +6,7 @@ server inside a network namespace of its own (`rai_lab.sandbox hold`); `--worker
 another, and every learner's kernel joins that namespace: it reaches the batch's Spark server on
 the namespace's loopback and nothing else. Kernels get no secret in their environment, a
 notebook has a time limit (its worker is killed and replaced), and one broken submission never
-stops the others. `--spark local` gives each kernel its own embedded Spark and namespace instead.
+stops the others. `--batch-spark local` gives each kernel its own embedded Spark and namespace instead.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from pathlib import Path
 from rai_lab import cassette as cassettes
 from rai_lab import intake, paths, release, sandbox, sparkserver
 from rai_lab.errors import RaiLabError
+from rai_lab.messages import say
 
 # Environment variables never passed to a learner's kernel.
 SECRET_NAME = re.compile(
@@ -48,24 +49,8 @@ CELL_LIMIT_FACTOR = 5  # a cell's, this many times the reference's slowest cell 
 MIN_CELL_LIMIT, MIN_NOTEBOOK_LIMIT = 10.0, 30.0  # seconds, whatever the reference took
 WORKER_GRACE = 30.0  # seconds past the notebook limit before the grader kills a worker that did not stop it
 
-REASONS = {
-    "timeout": {
-        "fr": "Le notebook a dépassé la limite de temps ({seconds} s) : il a été arrêté (boucle infinie ?).",
-        "en": "The notebook went over the time limit ({seconds} s) and was stopped (an endless loop?).",
-    },
-    "failed": {
-        "fr": "La notation automatique a échoué : {detail}",
-        "en": "Automatic grading failed: {detail}",
-    },
-    "manual": {
-        "fr": "Note ajustée à la main dans le formgrader : {checks}.",
-        "en": "Score adjusted by hand in the formgrader: {checks}.",
-    },
-}
-
-
 def reason(key: str, lang: str, **values) -> str:
-    return REASONS[key].get(lang, REASONS[key]["fr"]).format(**values)
+    return say(f"grading.{key}", lang, **values)
 
 
 @dataclass
@@ -135,7 +120,7 @@ class Grader:
         self.timeout, self.cell_timeout = timeout, cell_timeout  # None: scaled from the reference run
         self.illustrations = illustrations  # also run the cells no check reads (tag rai-lab-illustration)
         if spark not in ("shared", "local"):
-            raise RaiLabError(f"--spark must be 'shared' (one Spark Connect server for the batch) or 'local', not {spark!r}")
+            raise RaiLabError(f"--batch-spark must be 'shared' (one Spark Connect server for the batch) or 'local', not {spark!r}")
         self.spark = spark
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.trusted, self.regrade = trusted, regrade
@@ -240,7 +225,7 @@ class Grader:
         answer = self._answer(self.holder, 300, "spark-holder.log")
         if "error" in answer:
             raise RaiLabError(f"the batch's Spark Connect server did not start: {answer['error']}\n"
-                              "Try `rai-lab grade --spark local` (an embedded Spark per notebook, slower).")
+                              "Try `rai-lab grade --batch-spark local` (an embedded Spark per notebook, slower).")
         if answer.get("spark") != self.spark_url:
             raise RaiLabError(f"the batch's Spark Connect server answered at {answer.get('spark')}, not {self.spark_url}")
 
@@ -588,9 +573,7 @@ class Grader:
             (self.batch_logs / "export.log").write_text(f"nbgrader export failed: {err!r}\n", encoding="utf-8")
 
     def _feedback_page(self, outcome: Outcome, body: str | None) -> str:
-        title = {"fr": "Retour de notation", "en": "Grading feedback"}[self.lang]
-        score = {"fr": "Note :", "en": "Score:"}[self.lang]
-        bonus = {"fr": "bonus (aller plus loin) :", "en": "bonus (going further):"}[self.lang]
+        title, score, bonus = (say(f"grading.feedback_{key}", self.lang) for key in ("title", "score", "bonus"))
         notes = "".join(f"<li>{html.escape(n)}</li>" for n in outcome.notes)
         banner = (
             f'<div id="rai-lab-summary" style="border:2px solid #c60;padding:1em;margin:1em;font-family:sans-serif">'
@@ -609,7 +592,8 @@ class Grader:
         for name, item in rubric().items():
             got = outcome.checks.get(name, 0.0)
             mark = "✓" if got >= item["points"] else "✗"
-            rows.append(f"<tr><td>{mark}</td><td>{html.escape(item[self.lang])}</td><td>{got:g} / {item['points']}</td></tr>")
+            label = html.escape(say(f"rubric.{name}", self.lang))
+            rows.append(f"<tr><td>{mark}</td><td>{label}</td><td>{got:g} / {item['points']}</td></tr>")
         return "<table>" + "".join(rows) + "</table>"
 
     def _write_csv(self, outcomes: list[Outcome]) -> None:

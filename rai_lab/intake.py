@@ -17,69 +17,17 @@ import yaml
 
 from rai_lab import cassette as cassettes
 from rai_lab.errors import CassetteError
+from rai_lab.azure import KEY_ASSIGNMENT, KEY_SHAPES
+from rai_lab.messages import say
 from rai_lab.paths import NOTEBOOK, lab_notebook
 
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
 MAX_ZIP_BYTES = 50 * 1024 * 1024
 KEPT_SUFFIXES = (".ipynb", ".yaml", ".yml")
 
-# What an Azure OpenAI key looks like: 32 hex digits (classic keys) or 84 letters and digits.
-KEY_SHAPES = re.compile(r"(?<![A-Za-z0-9])(?:[0-9a-fA-F]{32}|[A-Za-z0-9]{84})(?![A-Za-z0-9])")
-# A literal assigned to AZURE_OPENAI_API_KEY in code (os.environ[...] = "..." or api_key="...").
-KEY_ASSIGNMENT = re.compile(
-    r"""(?:AZURE_OPENAI_API_KEY["']\s*\]\s*=|api_key\s*=)\s*["']([^"'\\]{16,})["']"""
-)
-
-NOTES = {
-    "invalid_json": {
-        "fr": "Le fichier n'est pas un notebook lisible ({reason}). Rien n'a été exécuté. Remettez le fichier .ipynb enregistré par Jupyter.",
-        "en": "The file is not a readable notebook ({reason}). Nothing was run. Hand in the .ipynb file saved by Jupyter.",
-    },
-    "too_big": {
-        "fr": "Le notebook dépasse {limit} Mo. Effacez les sorties (Edit > Clear Outputs) et remettez-le.",
-        "en": "The notebook is larger than {limit} MB. Clear its outputs (Edit > Clear Outputs) and hand it in again.",
-    },
-    "no_notebook": {
-        "fr": "Aucun notebook trouvé dans la remise ({name}).",
-        "en": "No notebook found in the submission ({name}).",
-    },
-    "bad_zip": {
-        "fr": "L'archive {name} est illisible ou dangereuse ({reason}) ; elle n'a pas été ouverte.",
-        "en": "The archive {name} is unreadable or unsafe ({reason}); it was not opened.",
-    },
-    "key_found": {
-        "fr": "ATTENTION : votre notebook contenait ce qui ressemble à une vraie clé Azure OpenAI. Elle a été masquée dans tout ce que le correcteur écrit, mais elle a quitté votre machine : régénérez-la (portail Azure > Clés et points de terminaison > Régénérer) et lisez-la désormais avec getpass.getpass() ou, dans Databricks, un secret scope (dbutils.secrets.get).",
-        "en": "WARNING: your notebook contained what looks like a real Azure OpenAI key. It was masked in everything the grader writes, but it has left your machine: regenerate it (Azure portal > Keys and Endpoint > Regenerate) and from now on read it with getpass.getpass() or, in Databricks, a secret scope (dbutils.secrets.get).",
-    },
-    "cassette_key": {
-        "fr": "ATTENTION : votre cassette contenait une clé ou un en-tête d'authentification ; il a été retiré avant la notation. Régénérez la clé.",
-        "en": "WARNING: your cassette contained a key or an authentication header; it was removed before grading. Regenerate the key.",
-    },
-    "cassette_refused": {
-        "fr": "Votre cassette n'a pas été utilisée ({reason}) ; la cassette de référence l'a remplacée.",
-        "en": "Your cassette was not used ({reason}); the reference cassette was used instead.",
-    },
-    "cells_restored": {
-        "fr": "Des cellules verrouillées avaient été modifiées ({cells}) ; leur version d'origine a été rétablie pour la notation.",
-        "en": "Locked cells had been edited ({cells}); their original version was restored for grading.",
-    },
-    "cells_missing": {
-        "fr": "Des cellules de vérification ont été supprimées ({cells}) : elles valent 0. Repartez du notebook distribué.",
-        "en": "Graded check cells were deleted ({cells}): they score 0. Start again from the notebook you were given.",
-    },
-    "cells_deleted": {
-        "fr": "Des cellules verrouillées ont été supprimées ({cells}) : elles n'ont pas pu être rétablies, et les cellules qui en dépendent échouent. Repartez du notebook distribué.",
-        "en": "Locked cells were deleted ({cells}): they could not be restored, and the cells that need them fail. Start again from the notebook you were given.",
-    },
-    "cassette_used": {
-        "fr": "Vos appels ont été rejoués depuis votre propre cassette ({name}).",
-        "en": "Your calls were replayed from your own cassette ({name}).",
-    },
-}
-
 
 def note(key: str, lang: str, **values) -> str:
-    return NOTES[key].get(lang, NOTES[key]["fr"]).format(**values)
+    return say(f"intake.{key}", lang, **values)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rai_lab import cassette as cassettes
-from rai_lab import events, paths, quota, replay, tables, tracebacks
+from rai_lab import azure, events, paths, quota, replay, tables, tracebacks
 from rai_lab import spark as spark_mod
 from rai_lab.errors import CassetteError, RaiLabError
 from rai_lab.messages import detect_lang, say
@@ -116,7 +116,7 @@ def start(mode: str = "replay", deployment: str = "gpt-35-turbo", cassette=None,
             quota.install(session.pacer)
             exercise = quota.plan(EXERCISE_CALLS, int(tpm))
             further = quota.plan(EXERCISE_CALLS + FURTHER_CALLS, int(tpm)) - exercise
-            shown_tpm = f"{int(tpm):,}".replace(",", "\u202f" if lang == "fr" else ",")
+            shown_tpm = f"{int(tpm):,}".replace(",", say("thousands_separator", lang))
             print(say("banner_quota", lang, tpm=shown_tpm, exercise=round(exercise), further=max(1, round(further / 60))))
     shell = _shell()
     if shell is None or os.environ.get(GRADING_ENV):  # a script, or graded: Spark now, as before
@@ -169,7 +169,7 @@ def _wait_for_spark_before(shell, session: KitSession) -> None:
         session.spark_start = None
         shell.events.unregister("pre_run_cell", before)
         if start.error is not None:  # the cell goes on, and its own Spark call fails with the same cause
-            print(f"rai-lab : {start.error}" if session.lang == "fr" else f"rai-lab: {start.error}")
+            print(say("kit_says", session.lang, message=start.error))
         else:
             session.spark = _spark_ready(start.spark, session.lang)
 
@@ -189,23 +189,15 @@ def _shell():
 
 
 def require_azure_variables() -> None:
-    """Stop with what to do when an Azure variable is unset or still the exercise's example value.
-
-    The create-client cell calls this: in replay mode any key and any https endpoint work, but the
-    example values would make a relative URL that no cassette holds."""
+    """Stop with what to do when an Azure OpenAI variable would break the calls (rai_lab.azure), in
+    this session's mode and language; never while grading, where the checks alone judge them."""
+    if os.environ.get(GRADING_ENV):
+        return
     session = _current
-    lang = session.lang if session else detect_lang()
-    what = say("azure_what_live" if session and session.mode == "live" else "azure_what_replay", lang)
-    placeholders = {"AZURE_OPENAI_API_KEY": "your_openai_api_key", "AZURE_OPENAI_ENDPOINT": "your_openai_endpoint"}
-    for name in ("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_VERSION"):
-        value = os.environ.get(name)
-        if value is None or not value.strip():
-            raise RaiLabError(say("azure_missing", lang, name=name, what=what))
-        if value.strip() == placeholders.get(name):
-            raise RaiLabError(say("azure_placeholder", lang, name=name, value=value, what=what))
-    endpoint = os.environ["AZURE_OPENAI_ENDPOINT"].strip()
-    if not re.match(r"https://[^/\s]+", endpoint) and not re.match(r"http://127\.0\.0\.1[:/]", endpoint):
-        raise RaiLabError(say("azure_not_https", lang, value=endpoint, what=what))
+    problem = azure.calls_problem(live=bool(session and session.mode == "live"),
+                                  lang=session.lang if session else detect_lang())
+    if problem:
+        raise RaiLabError(problem)
 
 
 def _install_ipython_hooks(lang: str) -> None:

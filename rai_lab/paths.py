@@ -12,7 +12,10 @@ GRADERS = ROOT / "graders"
 CASSETTES = ROOT / "cassettes" / "responsible-ai"
 
 NOTEBOOK = "responsible_ai.ipynb"
-ASSIGNMENTS = {"fr": "responsible-ai-fr", "en": "responsible-ai-en"}
+# The languages: one text catalogue each (rai_lab/i18n/<lang>.toml) and one assignment, responsible-ai-<lang>.
+I18N = Path(os.environ.get("RAI_LAB_I18N") or Path(__file__).resolve().parent / "i18n")
+LANGS = tuple(sorted((path.stem for path in I18N.glob("*.toml")), key=lambda lang: (lang != "fr", lang)))
+ASSIGNMENTS = {lang: f"responsible-ai-{lang}" for lang in LANGS}
 
 
 def reference_cassette(deployment: str) -> Path:
@@ -26,3 +29,18 @@ def solution_notebook(lang: str) -> Path:
 
 def lab_notebook(lang: str) -> Path:
     return LAB / ASSIGNMENTS[lang] / NOTEBOOK
+
+
+def notebook_lang(path: str | os.PathLike) -> str | None:
+    """A lab notebook's language: its metadata (`rai_lab.lang`), else its folder (responsible-ai-en), else None."""
+    import json
+    import re
+
+    try:
+        declared = json.loads(Path(path).read_text(encoding="utf-8")).get("metadata", {}).get("rai_lab", {}).get("lang")
+    except (OSError, ValueError, AttributeError):
+        declared = None
+    if declared in ASSIGNMENTS:
+        return declared
+    found = re.search(r"responsible-ai-([a-z]{2})\b", str(Path(path).resolve()))
+    return found.group(1) if found and found.group(1) in ASSIGNMENTS else None

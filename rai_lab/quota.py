@@ -141,7 +141,7 @@ class Pacer:
         total = waited + remaining
         filled = 20 if not total else round(20 * waited / total)
         line = say("quota_wait", self.lang, bar="█" * filled + "░" * (20 - filled), left=math.ceil(remaining),
-                   tpm=f"{self.tpm:,}".replace(",", "\u202f" if self.lang == "fr" else ","), call=self.requests)
+                   tpm=f"{self.tpm:,}".replace(",", say("thousands_separator", self.lang)), call=self.requests)
         print("\r" + line, end="" if remaining > 0 else "\n", flush=True)
 
 

@@ -18,8 +18,7 @@ from rai_lab.errors import RaiLabError
 from rai_lab.messages import say
 from rai_lab.standin import DEFAULT_DEPLOYMENTS, StandinConfig, StandinServer
 
-AZURE_VARS = ("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_VERSION")
-DEFAULT_API_VERSION = "2023-03-15-preview"
+from rai_lab.azure import DEFAULT_API_VERSION, VARIABLES as AZURE_VARS, live_problems  # noqa: E402,F401 - re-exported
 
 
 @dataclass
@@ -116,19 +115,15 @@ def run(
     with tempfile.TemporaryDirectory(prefix="rai-lab-run-") as scratch:
         source = _prepared(source, Path(scratch) / paths.NOTEBOOK, checks)
         log = Path(scratch) / "events.jsonl"
-        # None: as SPARK_REMOTE says (unset: embedded Spark); "local": embedded; sc://...: Connect;
-        # "databricks": Databricks Connect, configured by its own DATABRICKS_* variables.
-        if spark not in (None, "local", "databricks") and not spark.startswith("sc://"):
-            raise RaiLabError(f"--spark takes 'local', 'databricks' or a Spark Connect URL sc://host:port, not {spark!r}")
-        if spark == "databricks":
-            with _environment({spark_mod.DATABRICKS_ENV: "databricks", **(env or {})}):
-                problem = spark_mod.databricks_problem()
+        # Where the notebook's Spark lives (rai_lab.spark.TARGETS): None keeps what SPARK_REMOTE and
+        # RAI_LAB_SPARK say (unset: embedded Spark); "local", sc://host:port, "databricks".
+        where = spark_mod.target(spark) if spark is not None else None
+        remote = where.kernel_env(spark) if where is not None else {}
+        if where is not None and where.precheck:  # checked before any kernel: its settings come from `env` too
+            with _environment({**remote, **(env or {})}):
+                problem = where.problem()
             if problem:
-                raise RaiLabError(f"--spark databricks: {problem}")
-            remote = {spark_mod.DATABRICKS_ENV: "databricks"}
-        else:
-            remote = {spark_mod.DATABRICKS_ENV: None, **({} if spark is None else
-                                                         {"SPARK_REMOTE": None if spark == "local" else spark})}
+                raise RaiLabError(f"--spark {where.spec}: {problem}")
         kernel_env = {"RAI_LAB_LANG": lang, events.EVENTS_ENV: str(log), **remote, **(env or {})}
         with _environment(kernel_env):
             secret_values = cassettes.secret_values()
@@ -173,29 +168,6 @@ def _failed_check(output: Path) -> str | None:
                 if out.get("output_type") == "stream" and out.get("name") == "stderr":
                     return " ".join(out.get("text", "").split())
     return None
-
-
-PLACEHOLDERS = ("your_openai_api_key", "your_openai_endpoint", "your-resource", "<")
-
-
-def live_problems(environ, lang: str = "fr") -> list[str]:
-    """What keeps a live run from starting: each AZURE_OPENAI_* variable missing or placeholder-valued,
-    an endpoint that is not https (plain http only to a loopback address: the stand-in)."""
-    from urllib.parse import urlsplit
-
-    problems = []
-    for name in AZURE_VARS[:2]:
-        value = (environ.get(name) or "").strip()
-        if not value:
-            problems.append(say("live_missing", lang, name=name))
-        elif any(mark in value.lower() for mark in PLACEHOLDERS):
-            problems.append(say("live_placeholder", lang, name=name, value=value if name.endswith("ENDPOINT") else "…"))
-        elif name.endswith("ENDPOINT"):
-            url = urlsplit(value)
-            loopback = url.hostname in ("127.0.0.1", "localhost", "::1")
-            if not url.hostname or not (url.scheme == "https" or (url.scheme == "http" and loopback)):
-                problems.append(say("live_not_https", lang, name=name))
-    return problems
 
 
 TEACHING_CASSETTE = "teaching-errors.yaml"
@@ -314,15 +286,17 @@ def record(
     progress: bool = True,
     tpm: int | None = None,
     keep_errors: bool = False,
+    spark: str | None = None,
 ) -> RunResult:
     """Re-record a cassette: run the lab live (against Azure, or the stand-in) into `target`."""
     target = Path(target) if target else paths.reference_cassette(deployment)
     target = target.resolve()
-    scratch = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="rai-lab-record-"))
     partial = target.with_suffix(".recording.yaml")
     if partial.exists():
         partial.unlink()
     with contextlib.ExitStack() as stack:
+        # The executed notebook goes to `out_dir`, or to a folder removed once the cassette is written.
+        scratch = Path(out_dir) if out_dir else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rai-lab-record-")))
         if standin:
             endpoint, key = stack.enter_context(standin_endpoint())
             env = {"AZURE_OPENAI_ENDPOINT": endpoint, "AZURE_OPENAI_API_KEY": key,
@@ -338,7 +312,7 @@ def record(
         if keep_errors:
             env[cassettes.KEEP_ERRORS_ENV] = "1"
         result = run(lang=lang, mode="live", deployment=deployment, out_dir=scratch, cassette=partial,
-                     progress=progress, env=env, tpm=0 if standin else tpm)
+                     progress=progress, env=env, tpm=0 if standin else tpm, spark=spark)
     if result.ok:
         partial.replace(target)
     return result

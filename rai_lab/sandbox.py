@@ -23,13 +23,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from rai_lab.messages import say
+
 _SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
-
-MESSAGE = {
-    "fr": "rai-lab : le réseau est coupé pendant la notation (seul 127.0.0.1 est permis) ; adresse refusée : {address}",
-    "en": "rai-lab: the network is off while grading (only 127.0.0.1 is allowed); refused address: {address}",
-}
-
 
 class NetworkRefused(PermissionError):
     """A connection the grading sandbox refuses."""
@@ -66,7 +62,7 @@ def install_guard(lang: str = "fr") -> None:
     real_getaddrinfo = socket.getaddrinfo
 
     def refuse(address):
-        raise NetworkRefused(MESSAGE.get(lang, MESSAGE["fr"]).format(address=address))
+        raise NetworkRefused(say("sandbox.network_refused", lang, address=address))
 
     def connect(self, address):
         if self.family in (socket.AF_INET, socket.AF_INET6) and not _allowed(address):
@@ -94,18 +90,8 @@ UID_BASE = 61000  # outside: the batch's Spark server is UID_BASE, grading slot 
 SCRATCH = "/home/learner"  # the learner's private writable folder (a tmpfs of its own)
 SPARK_STATE = "/srv/spark"
 HOSTNAME = "rai-lab-sandbox"  # where the batch's Spark server sees its own state folder
-FIX_IT = {
-    "fr": "installez bubblewrap (apt-get install bubblewrap) et autorisez les espaces de noms utilisateur "
-          "(sysctl kernel.unprivileged_userns_clone=1 ou user.max_user_namespaces > 0) ; sur macOS ou Windows, notez "
-          "dans une machine Linux (ou un conteneur Linux privilégié). Sinon, `rai-lab grade --trusted` note sans bac à "
-          "sable, pour des remises de confiance seulement.",
-    "en": "install bubblewrap (apt-get install bubblewrap) and allow user namespaces "
-          "(sysctl kernel.unprivileged_userns_clone=1 or user.max_user_namespaces > 0); on macOS or Windows, grade in a "
-          "Linux machine (or a privileged Linux container). Otherwise `rai-lab grade --trusted` grades without a "
-          "sandbox, for trusted submissions only.",
-}
 # Names a kernel may receive from the grader (everything else of the grader's environment stays out).
-KERNEL_PASS = ("RAI_LAB_LANG", "RAI_LAB_GRADING", "RAI_LAB_REPLAY", "SPARK_REMOTE", "JPY_SESSION_NAME")
+KERNEL_PASS = ("RAI_LAB_LANG", "RAI_LAB_I18N", "RAI_LAB_GRADING", "RAI_LAB_REPLAY", "SPARK_REMOTE", "JPY_SESSION_NAME")
 
 
 @dataclass
@@ -155,7 +141,9 @@ def _system_view() -> list[str]:
             bound.append(top)
     args += ["--ro-bind-try", "/sys", "/sys", "--dev", "/dev", "--proc", "/proc"]
     kit = Path(__file__).resolve().parent
-    for folder in (sys.prefix, sys.base_prefix, str(kit), os.environ.get("JAVA_HOME") or ""):
+    from rai_lab import paths  # the text catalogues may live beside the kit (RAI_LAB_I18N): read-only too
+
+    for folder in (sys.prefix, sys.base_prefix, str(kit), str(paths.I18N), os.environ.get("JAVA_HOME") or ""):
         folder = os.path.realpath(folder) if folder else ""
         if folder and os.path.isdir(folder) and not _inside(folder, bound):
             args += ["--ro-bind", folder, folder]
@@ -241,24 +229,24 @@ def hidden_args(command: list[str]) -> tuple[list[str], int]:
 def unavailable(lang: str = "en") -> str | None:
     """Why the grading sandbox cannot be built here (None when it can): tried for real, once."""
     if not sys.platform.startswith("linux"):
-        return f"not Linux ({sys.platform}): " + FIX_IT[lang]
+        return f"not Linux ({sys.platform}): " + say("sandbox.fix_it", lang)
     if not shutil.which("bwrap"):
-        return "bubblewrap (bwrap) is not installed: " + FIX_IT[lang]
+        return "bubblewrap (bwrap) is not installed: " + say("sandbox.fix_it", lang)
     if os.geteuid() != 0:
         # Built by root, each sandbox runs its kernels as a uid of their own, and the workers join the batch's
         # network namespace; without root neither holds (and that path is untested), so it is not offered.
         return ("rai-lab grade builds its sandbox as root, to run each learner's kernel as an unprivileged uid of its "
-                "own: run it as root (sudo, or a Linux container or virtual machine of your own); " + FIX_IT[lang])
+                "own: run it as root (sudo, or a Linux container or virtual machine of your own); " + say("sandbox.fix_it", lang))
     probe = bwrap_command(UID_BASE, network=False, binds=[], env=base_environment(lang), chdir=SCRATCH, scratch=1 << 20)
     try:
         done = subprocess.run([*probe, sys.executable, "-c", "import rai_lab.forkserver"], capture_output=True,
                               text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as err:
-        return f"bubblewrap did not run ({err}): " + FIX_IT[lang]
+        return f"bubblewrap did not run ({err}): " + say("sandbox.fix_it", lang)
     if done.returncode != 0:
         detail = (done.stderr.strip().splitlines() or ["?"])[-1][:300]
         return (f"bubblewrap could not build the sandbox ({detail}); the kit's folders must be readable by others "
-                f"(chmod o+rx on every folder above {Path(__file__).resolve().parents[1]}): " + FIX_IT[lang])
+                f"(chmod o+rx on every folder above {Path(__file__).resolve().parents[1]}): " + say("sandbox.fix_it", lang))
     return None
 
 

@@ -14,33 +14,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rai_lab import paths
 from rai_lab.errors import RaiLabError
-from rai_lab.messages import LANGS, detect_lang
+from rai_lab.messages import detect_lang, say, table
 
-TEXT = {
-    "fr": {
-        "title": "rai-lab check · {notebook}",
-        "cell_error": "✗ cellule de code n° {number} : {error}",
-        "summary": "{passed}/{total} vérifications réussies",
-        "optional": "{count} étape(s) facultative(s) pas commencée(s)",
-        "ok": "Tout est bon : vous pouvez remettre ce notebook.",
-        "not_ok": "À reprendre avant de remettre : les lignes ✗ ci-dessus disent quoi faire.",
-        "not_run": "✗ {label} — pas exécutée (le notebook s'est arrêté avant)",
-        "unreadable": "Notebook illisible : {path} ({reason}). Ouvrez-le dans JupyterLab et enregistrez-le à nouveau.",
-        "missing": "Notebook introuvable : {path}",
-    },
-    "en": {
-        "title": "rai-lab check · {notebook}",
-        "cell_error": "✗ code cell #{number}: {error}",
-        "summary": "{passed}/{total} checks passed",
-        "optional": "{count} optional step(s) not started",
-        "ok": "All good: you can hand this notebook in.",
-        "not_ok": "To fix before handing in: the ✗ lines above say what to do.",
-        "not_run": "✗ {label} — not run (the notebook stopped before it)",
-        "unreadable": "Unreadable notebook: {path} ({reason}). Open it in JupyterLab and save it again.",
-        "missing": "Notebook not found: {path}",
-    },
-}
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -58,7 +35,7 @@ class Report:
         return self.failed == 0 and self.cell_errors == 0
 
     def text(self, notebook: str) -> str:
-        t = TEXT[self.lang]
+        t = table("selfcheck", self.lang)
         total = self.passed + self.failed
         out = [t["title"].format(notebook=notebook), *self.lines, "", t["summary"].format(passed=self.passed, total=total)]
         if self.not_started:
@@ -67,13 +44,9 @@ class Report:
         return "\n".join(out)
 
 
-def notebook_lang(path: Path, nb=None) -> str:
+def notebook_lang(path: Path) -> str:
     """The notebook's language: its rai-lab metadata, else its folder (responsible-ai-en), else as usual."""
-    declared = (nb.metadata.get("rai_lab", {}) if nb is not None else {}).get("lang")
-    if declared in LANGS:
-        return declared
-    found = re.search(r"responsible-ai-(fr|en)\b", str(Path(path).resolve()))
-    return found.group(1) if found else detect_lang()
+    return paths.notebook_lang(path) or detect_lang()
 
 
 def _is_check(cell) -> bool:
@@ -112,9 +85,9 @@ def report(nb, lang: str) -> Report:
     learner has started that optional part (one of its checks is not ○)."""
     from rai_lab.checking import rubric
 
-    table = rubric()
+    rubric_points = rubric()
     result = Report(lang)
-    t = TEXT[lang]
+    t = table("selfcheck", lang)
     optional_errors = []
     bonus_started = False
     number = 0
@@ -125,8 +98,8 @@ def report(nb, lang: str) -> Report:
         said, errors = _text_of(cell.get("outputs", []))
         if _is_check(cell):
             name = cell.metadata["nbgrader"].get("grade_id", "")
-            entry = table.get(name, {})
-            label = entry.get(lang, name)
+            entry = rubric_points.get(name, {})
+            label = say(f"rubric.{name}", lang) if name in rubric_points else name
             not_started = not errors and any(line.startswith("○") for line in said)
             bonus_started |= bool(entry.get("bonus")) and not not_started
             if errors:
@@ -167,13 +140,13 @@ def run(path: Path, timeout: int = 180) -> Report:
 
     path = Path(path)
     if not path.is_file():
-        raise RaiLabError(TEXT[notebook_lang(path)]["missing"].format(path=path))
+        raise RaiLabError(say("selfcheck.missing", notebook_lang(path), path=path))
     try:
         nb = nbformat.read(path, as_version=4)
     except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise RaiLabError(TEXT[notebook_lang(path)]["unreadable"].format(
-            path=path, reason=f"{type(err).__name__}: {err}")) from err
-    lang = notebook_lang(path, nb)
+        raise RaiLabError(say("selfcheck.unreadable", notebook_lang(path), path=path,
+                              reason=f"{type(err).__name__}: {err}")) from err
+    lang = notebook_lang(path)
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None

@@ -1,7 +1,9 @@
-"""The Spark session the learner's `SparkSession.builder.getOrCreate()` picks up.
+"""The Spark session the learner's `SparkSession.builder.getOrCreate()` picks up, and where it lives.
 
-Embedded local Spark by default (Java 17), quiet on stderr, with DataFrames rendered as
-tables by `display(df)`; a Spark Connect server when SPARK_REMOTE=sc://host:port is set.
+TARGETS is the one registry of Spark targets (embedded local Spark, a Spark Connect server,
+Databricks Connect): `rai-lab run --spark`, `rai-lab record --spark`, the grader (its kernels
+on the batch's Connect server or embedded) and the kernel's kit cell all go through it. Embedded
+local Spark (Java 17) is quiet on stderr; every target renders DataFrames as tables.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from rai_lab.errors import JavaMissingError, RaiLabError
@@ -97,36 +101,41 @@ def databricks_problem() -> str | None:
     return None
 
 
-def session(lang: str = "fr"):
-    """The active SparkSession, created with the kit's settings when there is none."""
-    from pyspark.sql import SparkSession
+def _databricks_session(spec: str | None, lang: str):
+    problem = databricks_problem()
+    if problem:
+        raise RaiLabError(problem)
+    from databricks.connect import DatabricksSession
 
     remote = remote_url()
-    if databricks_requested():
-        problem = databricks_problem()
-        if problem:
-            raise RaiLabError(problem)
-        from databricks.connect import DatabricksSession
-
-        builder = DatabricksSession.builder.remote(remote) if remote else DatabricksSession.builder
-        spark = builder.getOrCreate()  # the learner's SparkSession.builder.getOrCreate() returns it
-        for key, value in DISPLAY_CONF.items():
-            try:
-                spark.conf.set(key, value)
-            except Exception:  # noqa: BLE001 - a workspace may forbid a setting; tables still show
-                pass
-        return spark
-    if remote:
-        builder = SparkSession.builder.remote(remote)
-        for key, value in DISPLAY_CONF.items():
-            builder = builder.config(key, value)
-        spark = builder.getOrCreate()
-        for key, value in DISPLAY_CONF.items():
+    builder = DatabricksSession.builder.remote(remote) if remote else DatabricksSession.builder
+    spark = builder.getOrCreate()  # the learner's SparkSession.builder.getOrCreate() returns it
+    for key, value in DISPLAY_CONF.items():
+        try:
             spark.conf.set(key, value)
-        # The server keeps a session until it times out: end it when the kernel exits (a grading
-        # batch's server sees a hundred kernels come and go).
-        atexit.register(_release, spark)
-        return spark
+        except Exception:  # noqa: BLE001 - a workspace may forbid a setting; tables still show
+            pass
+    return spark
+
+
+def _connect_session(spec: str | None, lang: str):
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.remote(spec or remote_url())
+    for key, value in DISPLAY_CONF.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    for key, value in DISPLAY_CONF.items():
+        spark.conf.set(key, value)
+    # The server keeps a session until it times out: end it when the kernel exits (a grading
+    # batch's server sees a hundred kernels come and go).
+    atexit.register(_release, spark)
+    return spark
+
+
+def _local_session(spec: str | None, lang: str):
+    from pyspark.sql import SparkSession
+
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
@@ -135,6 +144,9 @@ def session(lang: str = "fr"):
         raise JavaMissingError(say("java_missing", lang, reason=problem))
     prepare_environment()
     scratch = Path(tempfile.mkdtemp(prefix="rai-lab-spark-"))
+    # Spark's scratch (warehouse, shuffle files, Derby) goes when the kernel exits; atexit runs
+    # last-registered first, so the session is stopped before its folder is removed.
+    atexit.register(shutil.rmtree, scratch, True)
     conf = {
         **LOCAL_CONF,
         **DISPLAY_CONF,
@@ -148,7 +160,73 @@ def session(lang: str = "fr"):
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
+    atexit.register(_release, spark)
     return spark
+
+
+def _describe_databricks(spark) -> str:
+    remote = remote_url()
+    cluster = os.environ.get("DATABRICKS_CLUSTER_ID")
+    where = remote.split(";")[0] if remote else (f"cluster {cluster}" if cluster else "from your profile")
+    return f"Databricks Connect ({where}, Spark {spark.version})"
+
+
+def _describe_local(spark) -> str:
+    try:
+        master = spark.sparkContext.master
+    except Exception:  # noqa: BLE001 - a Connect session has no SparkContext
+        return "Spark"
+    return f"{master} (embedded, Spark {spark.version})"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One place a notebook's Spark can live: how `--spark` names it, what it needs, how the kernel is
+    told (its environment), how a session starts there, and how a learner reads where it is."""
+
+    name: str
+    spec: str  # how `--spark` writes it, for help and errors
+    claims: Callable[[str | None], bool]  # whether a --spark value names this target
+    problem: Callable[[], str | None]  # why it cannot start here (None: it can)
+    kernel_env: Callable[[str | None], dict[str, str | None]]  # for the kernel (None: unset the variable)
+    start: Callable[[str | None, str], object]  # (spec, lang) -> SparkSession, in the kernel
+    describe: Callable[[object], str]
+    precheck: bool = False  # `rai-lab run` asks `problem` before starting a kernel (else the kit cell says it)
+
+
+TARGETS = (
+    Target("databricks", "databricks", lambda spec: spec == "databricks", databricks_problem,
+           lambda spec: {DATABRICKS_ENV: "databricks"}, _databricks_session, _describe_databricks, precheck=True),
+    Target("connect", "sc://host:port", lambda spec: bool(spec) and spec.startswith("sc://"), lambda: None,
+           lambda spec: {DATABRICKS_ENV: None, "SPARK_REMOTE": spec}, _connect_session,
+           lambda spark: f"Spark Connect {remote_url()}"),
+    Target("local", "local", lambda spec: spec == "local", java_problem,
+           lambda spec: {DATABRICKS_ENV: None, "SPARK_REMOTE": None}, _local_session, _describe_local),
+)
+
+
+def target(spec: str | None) -> Target:
+    """The target a `--spark` value names; None: as this process's environment says (SPARK_REMOTE,
+    RAI_LAB_SPARK), else embedded local Spark."""
+    if spec is None:
+        return current()
+    for candidate in TARGETS:
+        if candidate.claims(spec):
+            return candidate
+    forms = ", ".join(repr(t.spec) for t in TARGETS)
+    raise RaiLabError(f"--spark takes one of {forms}, not {spec!r}")
+
+
+def current() -> Target:
+    """The target this kernel's environment names."""
+    if databricks_requested():
+        return target("databricks")
+    return target(remote_url()) if remote_url() else target("local")
+
+
+def session(lang: str = "fr"):
+    """The active SparkSession on this kernel's target, created with the kit's settings when there is none."""
+    return current().start(remote_url(), lang)
 
 
 def _release(spark) -> None:
@@ -185,15 +263,4 @@ def _launch_quiet_gateway(conf: dict[str, str], log_path: Path) -> None:
 
 def describe(spark) -> str:
     """How a learner should read where their DataFrames live."""
-    remote = remote_url()
-    if databricks_requested():
-        cluster = os.environ.get("DATABRICKS_CLUSTER_ID")
-        where = remote.split(";")[0] if remote else (f"cluster {cluster}" if cluster else "from your profile")
-        return f"Databricks Connect ({where}, Spark {spark.version})"
-    if remote:
-        return f"Spark Connect {remote}"
-    try:
-        master = spark.sparkContext.master
-    except Exception:  # noqa: BLE001 - a Connect session has no SparkContext
-        return "Spark"
-    return f"{master} (embedded, Spark {spark.version})"
+    return current().describe(spark)

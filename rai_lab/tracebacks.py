@@ -6,7 +6,7 @@ The kit cell installs `show` as IPython's handler of every exception raised by a
 - an unfilled cell (nbgrader's `raise NotImplementedError()`) says it is the learner's to fill;
 - the kit's own errors (a replay miss, a placeholder Azure variable) are shown with the learner's
   line and their message only, since they already say what to do;
-- an Azure OpenAI error gets its hint (`rai_lab.hints`).
+- an Azure OpenAI error gets its hint (`rai_lab.azure.explain`).
 The error output keeps its type and message, so nbgrader and papermill see the same failure.
 """
 
@@ -16,7 +16,7 @@ import sys
 import types
 from pathlib import Path
 
-from rai_lab import events, hints
+from rai_lab import azure, events
 from rai_lab.errors import CassetteMissError, RaiLabError
 from rai_lab.messages import say
 
@@ -66,7 +66,7 @@ def explain(value: BaseException, tb, lang: str) -> str | None:
     """What the learner should do about `value`, when the kit knows."""
     if isinstance(value, NotImplementedError) and not str(value) and _raised_in_cell(tb):
         return say("cell_unfilled", lang)
-    return hints.explain(value, lang) if isinstance(value, Exception) else None
+    return azure.explain(value, lang) if isinstance(value, Exception) else None
 
 
 def handler(lang: str):
@@ -84,7 +84,7 @@ def handler(lang: str):
             stb = [*stb[:-1], say("frames_hidden", lang, count=len(hidden), modules=modules), stb[-1]]
         advice = explain(value, tb, lang)
         if advice:
-            stb = [*stb, "", f"rai-lab : {advice}" if lang == "fr" else f"rai-lab: {advice}"]
+            stb = [*stb, "", say("kit_says", lang, message=advice)]
             events.emit("error", ename=etype.__name__, hint=advice)
         shell._showtraceback(etype, value, stb)
         return stb

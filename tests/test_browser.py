@@ -227,7 +227,7 @@ def test_the_exercise_placeholders_typed_literally_get_the_learner_message(jupyt
     check = output_text(page, ids.index("env_key_set"))
     assert "✗ AZURE_OPENAI_API_KEY est définie" in check and "valeur d'exemple 'your_openai_api_key'" in check
     client = output_text(page, ids.index("create_client"))
-    assert "AZURE_OPENAI_API_KEY vaut encore « your_openai_api_key »" in client
+    assert "AZURE_OPENAI_ENDPOINT vaut encore « your_openai_endpoint »" in client
     assert "n'importe quel point de terminaison https" in client and "CassetteMiss" not in client
     assert len(client) < 2000  # a few lines, not 200 lines of traceback
     shoot(page, "placeholders-fr.png", ids.index("create_client"))

@@ -38,5 +38,5 @@ def test_lock_agrees_with_the_pins():
 def test_lab_pins_what_the_exercise_installs():
     pins = pyproject_pins()
     assert pins["openai"] == "1.42.0"
-    assert pins["httpx"].startswith("0.27")  # openai 1.42 breaks with httpx 0.28 (FINDINGS, gotcha 1)
+    assert pins["httpx"].startswith("0.27")  # openai 1.42 breaks with httpx 0.28 (it passes `proxies`, which httpx 0.28 removed)
     assert int(pins["pandas"].split(".")[0]) < 3  # pyspark 4.3 warns on stderr with pandas 3

@@ -113,7 +113,7 @@ def test_parallel_shared_grades_are_the_one_by_one_grades(graded_class, tmp_path
             shutil.copy(SUBMISSIONS / f"{learner}.ipynb", class_dir)
     out = tmp_path / "out"
     done = rai_lab_command("grade", str(class_dir), "--out", str(out), "--work", str(tmp_path / "work"),
-                           "--workers", "1", "--spark", "local", "--cell-timeout", "60", "--no-progress", timeout=1500)
+                           "--workers", "1", "--batch-spark", "local", "--cell-timeout", "60", "--no-progress", timeout=1500)
     assert done.returncode == 0, done.stdout + done.stderr
     timings = json.loads((tmp_path / "work" / "logs" / "batch" / "timings.json").read_text())
     assert (timings["workers"], timings["spark"]) == (1, "local")

@@ -98,7 +98,7 @@ def test_the_exercise_placeholders_get_a_message_not_a_cassette_miss(notebooks):
     # The check cell under the variables names the variable and what to put there.
     assert "AZURE_OPENAI_API_KEY vaut encore la valeur d'exemple 'your_openai_api_key'" in text
     # The client cell stops at once, before any request, with the way out in replay mode.
-    assert "AZURE_OPENAI_API_KEY vaut encore « your_openai_api_key », la valeur d'exemple de l'exercice" in text
+    assert "AZURE_OPENAI_ENDPOINT vaut encore « your_openai_endpoint », la valeur d'exemple de l'exercice" in text
     assert "n'importe quel point de terminaison https" in text
     assert "CassetteMiss" not in text and "mode live" not in text
 
@@ -160,3 +160,31 @@ def test_the_learner_notebooks_run_the_kit_cell_without_waiting_for_spark(tmp_pa
     assert "Spark : démarrage en arrière-plan" in text["kit_start"]
     assert "Spark : local[1]" not in text["kit_start"]
     assert "Spark : local[1] (embedded" in "".join(text.values())  # said once it is up, where it is used
+
+
+@pytest.mark.parametrize(("mode", "key", "endpoint", "grading", "stops"), [
+    ("replay", "your_openai_api_key", "https://x.openai.azure.com/", False, None),  # the key is never sent
+    ("replay", "k", "http://x.openai.azure.com/", False, None),  # replayed all the same; its check cell says ✗
+    ("replay", "k", "your_openai_endpoint", False, "AZURE_OPENAI_ENDPOINT"),  # no URL to call
+    ("live", "your_openai_api_key", "https://x.openai.azure.com/", False, "AZURE_OPENAI_API_KEY"),
+    ("live", "k", "http://x.openai.azure.com/", False, "https URL"),
+    ("replay", "k", "your_openai_endpoint", True, None),  # grading: the checks alone judge the variables
+])
+def test_the_client_cell_stops_only_on_values_that_break_the_calls(monkeypatch, mode, key, endpoint, grading, stops):
+    from rai_lab import kit
+    from rai_lab.errors import RaiLabError
+
+    monkeypatch.setattr(kit, "_current", kit.KitSession(mode=mode, deployment="gpt-35-turbo", cassette_path=Path("x"),
+                                                        lang="en"))
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", key)
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", endpoint)
+    monkeypatch.setenv("AZURE_OPENAI_API_VERSION", "2023-03-15-preview")
+    if grading:
+        monkeypatch.setenv(kit.GRADING_ENV, "1")
+    else:
+        monkeypatch.delenv(kit.GRADING_ENV, raising=False)
+    if stops is None:
+        kit.require_azure_variables()
+    else:
+        with pytest.raises(RaiLabError, match=stops):
+            kit.require_azure_variables()

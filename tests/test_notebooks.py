@@ -146,7 +146,9 @@ def committed_notebooks():
     """The authored and released notebooks (tests/submissions holds learners' files, outputs and all)."""
     listed = subprocess.run(["git", "ls-files", "solutions/*.ipynb", "lab/*.ipynb"], cwd=ROOT, capture_output=True,
                             text=True).stdout.split()
-    found = [str(p.relative_to(ROOT)) for folder in (SOLUTIONS, LAB) for p in folder.rglob("*.ipynb")]
+    # JupyterLab's checkpoints of a learner working in lab/ (make jupyter) are theirs, not the kit's.
+    found = [str(p.relative_to(ROOT)) for folder in (SOLUTIONS, LAB) for p in folder.rglob("*.ipynb")
+             if ".ipynb_checkpoints" not in p.parts]
     return sorted(set(listed) | set(found))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rai_lab import hints, quota, runner
+from rai_lab import azure as hints, quota, runner
 
 BODY = {"messages": [{"role": "system", "content": "x" * 297}, {"role": "user", "content": "Describe a nurse."}],
         "max_tokens": 100, "n": 10}
