@@ -13,6 +13,7 @@ own API, say) is another module with these names.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -88,13 +89,14 @@ def deployment_of(path: str) -> str:
     return parts[2] if len(parts) > 2 and parts[:2] == ["openai", "deployments"] else "?"
 
 
-def user_prompt(request_json: object) -> str:
-    """The last user message of a chat request, for messages."""
+def user_prompt(request_json: object, default: str | None = "?") -> str | None:
+    """The last user message of a chat request (`default` when it has none)."""
     if isinstance(request_json, dict):
         for message in reversed(request_json.get("messages") or []):
             if isinstance(message, dict) and message.get("role") == "user":
-                return str(message.get("content"))
-    return "?"
+                content = message.get("content")
+                return content if isinstance(content, str) else json.dumps(content)
+    return default
 
 
 

@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
+from rai_lab.azure import user_prompt
+
 STANDIN_MARK = "rai-lab-standin"
 STANDIN_HEADER = "x-rai-lab-standin"
 REGION = "Sweden Central"  # one of the exercise's regions; Azure names the serving region in x-ms-region
@@ -179,11 +181,7 @@ def _rng(deployment: str, body: dict) -> random.Random:
 
 
 def _user_prompt(messages: list) -> str:
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            return content if isinstance(content, str) else json.dumps(content)
-    return ""
+    return user_prompt({"messages": messages}, default="")
 
 
 def _system_prompt(messages: list) -> str:
