@@ -191,7 +191,7 @@ class KitCassette(Cassette):
         if len(self.data) > before and self.record_mode != RecordMode.NONE:
             self._log_call(request, response, "live")
             self._note_source(response)
-            self._save(force=True)
+            self._save(force=True)  # saved as it happens (vcrpy has no public save; its own exit saves too)
 
     def _log_call(self, request, response, source: str) -> None:
         record = call_record(request, response, source)
@@ -205,13 +205,12 @@ class KitCassette(Cassette):
         fingerprint = data.get("system_fingerprint") if isinstance(data, dict) else None
         headers = {k.lower() for k in response.get("headers", {})}
         from_standin = fingerprint == STANDIN_MARK or STANDIN_HEADER in headers
-        provenance = self._metadata.setdefault("provenance", {})
+        provenance = self.get_metadata("provenance", {})  # vcrpy's metadata, saved beside the interactions
         sources = set(provenance.get("sources", []))
         sources.add(SOURCE_STANDIN if from_standin else SOURCE_AZURE)
         provenance.update(describe_source(sources))
         provenance["sources"] = sorted(sources)
         provenance["recorded_at"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-        self._metadata["provenance"] = provenance
 
     def explain_miss(self, request) -> str:
         if not CHAT_ROUTE.fullmatch(normal_path(request.path)):
@@ -251,7 +250,7 @@ class KitCassette(Cassette):
             self.lang,
             prompt=prompt,
             deployment=deployment_of(request.path),
-            cassette=self.display_name or display_path(self._path),
+            cassette=self.display_name or display_path(self.path),
             detail=detail,
         )
 
@@ -293,6 +292,16 @@ def _scrubbed(keep_errors: bool):
         return response
 
     return scrub
+
+
+def provenance_of(cassette) -> dict:
+    """A loaded cassette's provenance (vcrpy's metadata), or {} when it has none."""
+    from vcr.errors import MissingMetadataError
+
+    try:
+        return dict(cassette.get_metadata("provenance", {}) or {})
+    except MissingMetadataError:  # a replayed cassette is write-protected: no default is stored
+        return {}
 
 
 def load_safely(path: str | os.PathLike) -> dict:
@@ -369,8 +378,7 @@ class _Configured:
         self.cassette = self._context.__enter__()
         self.cassette.lang = self._lang
         if self.cassette.record_mode != RecordMode.NONE:
-            prov = self.cassette._metadata.setdefault("provenance", {})
-            prov.update(self._extra)
+            self.cassette.get_metadata("provenance", {}).update(self._extra)
         return self.cassette
 
     def __exit__(self, *exc_info):

@@ -97,7 +97,7 @@ def start(mode: str = "replay", deployment: str = "gpt-35-turbo", cassette=None,
         context = cassettes.use(mode, path, lang=lang, extra=extra, keep_errors=bool(os.environ.get(cassettes.KEEP_ERRORS_ENV)))
         context.__enter__()
         count = len(context.cassette.data) if context.cassette else 0
-        provenance = dict(context.cassette._metadata.get("provenance") or {}) if mode == "replay" else {}
+        provenance = cassettes.provenance_of(context.cassette) if mode == "replay" else {}
     session = KitSession(mode=mode, deployment=deployment, cassette_path=path, lang=lang, context=context,
                          provenance=provenance)
     _current = session

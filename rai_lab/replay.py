@@ -62,7 +62,7 @@ class Session:
                 match_on=[cassettes.route, cassettes.body], allow_playback_repeats=True)
             self.cassette.lang = self.lang
             self.cassette.display_name = path.name if self.own else cassettes.display_path(path)
-            return {"provenance": dict(self.cassette._metadata.get("provenance") or {}),
+            return {"provenance": cassettes.provenance_of(self.cassette),
                     "count": len(self.cassette.data), "cassette": self.cassette.display_name}
 
     def serve(self, method: str, target: str, headers: dict, body: bytes) -> tuple[int, dict, bytes]:
