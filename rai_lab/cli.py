@@ -293,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     grd = sub.add_parser("grade", help="autograde a folder of submissions with nbgrader, offline")
     grd.add_argument("submissions", help="folder of <learner>.ipynb, <learner>/ folders or .zip files")
-    grd.add_argument("--assignment", choices=sorted(paths.ASSIGNMENTS.values()), default="responsible-ai-fr")
+    grd.add_argument("--assignment", choices=sorted(paths.ASSIGNMENTS.values()), default="responsible-ai-fr",
+                     help="the assignment graded: its language is the feedback's (default: responsible-ai-fr)")
     grd.add_argument("--out", default="grades", help="where grades.csv and feedback/ go (default: grades)")
     grd.add_argument("--work", help="nbgrader's course tree (default: under ~/.cache/rai-lab/grading)")
     grd.add_argument("--timeout", type=float, default=None,
@@ -308,9 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     grd.add_argument("--workers", type=int, default=None,
                      help="notebooks graded at the same time (default: the number of cores)")
     grd.add_argument("--batch-spark", choices=("shared", "local"), default="shared",
-                     help="the kernels' Spark: shared, one Spark Connect server for the batch (default); local, an "
-                          "embedded Spark per notebook (rai-lab run's --spark names a target, this names a batch layout)")
-    grd.add_argument("--no-progress", action="store_true")
+                     help="the kernels' Spark: shared, one Spark Connect server for the batch; local, an embedded Spark "
+                          "per notebook (rai-lab run's --spark names a target, this a batch layout) (default: shared)")
+    grd.add_argument("--no-progress", action="store_true", help="no progress bar")
     grd.set_defaults(func=cmd_grade)
 
     spk = sub.add_parser("spark", help="a local Spark Connect server from the installed pyspark")

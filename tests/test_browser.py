@@ -185,6 +185,11 @@ def test_a_learner_fills_the_french_lab_runs_it_and_validates(jupyter):
               if o.output_type == "error" or (o.output_type == "stream" and o.name == "stderr")]
     assert errors == []
     by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
+    # The kit cell returns before Spark is up; the first cell that uses Spark waits for it and says where it is.
+    said = {grade_id: "".join(o.get("text", "") for o in cell.outputs) for grade_id, cell in by_id.items()
+            if cell.cell_type == "code"}
+    assert "Spark : démarrage en arrière-plan" in said["kit_start"] and "Spark : local[1]" not in said["kit_start"]
+    assert "Spark : local[1] (embedded" in "".join(said.values())
     assert [c.source for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") in FILL] == list(FILL.values())
     tables = [o["data"]["text/html"] for o in by_id["build_dataframes"].outputs if o.output_type == "display_data"]
     assert len(tables) == 2 and all(t.count("<tr>") == 6 for t in tables)  # a header and 5 rows each
@@ -215,6 +220,8 @@ def test_the_unfilled_lab_says_whose_cell_it_is_and_validate_names_the_failing_s
     for step in ("env_key_set", "calls_ten_made", "answers_lists", "neutral_df_built", "loaded_df_built"):
         assert step in result
     assert "✗ les dix appels de complétion de conversation ont été faits" in result
+    assert "Attendu : 10 appels à client.chat.completions.create" in result
+    assert "bonus_" not in result  # the optional part, not started, fails nothing (its checks say ○)
     page.close()
     shut_down_kernels(jupyter["url"])
 
@@ -239,9 +246,14 @@ def test_the_english_lab_checks_speak_english(jupyter):
     ids = grade_ids(jupyter["root"] / "english" / "responsible-ai-en" / "responsible_ai.ipynb")
     page = open_notebook(jupyter, "english", "en")
     type_into(page, ids.index("env_vars"), subs.ENV_OK)
+    type_into(page, ids.index("generate_answers"), subs.GENERATE_OK.replace("for row in loaded_input:",
+                                                                             "for row in loaded_input[:4]:"))
     run_all(page)
     assert "✓ AZURE_OPENAI_API_KEY is set (not the example value)" in output_text(page, ids.index("env_key_set"))
-    assert "This cell is yours to fill" in output_text(page, ids.index("generate_answers"))
+    calls = output_text(page, ids.index("calls_ten_made"))
+    assert "✗ the ten chat-completion calls were made" in calls
+    assert "Expected: 10 calls to client.chat.completions.create (5 neutral, 5 loaded); found: 9" in calls
+    assert "This cell is yours to fill" in output_text(page, ids.index("build_dataframes"))
     shoot(page, "english.png", ids.index("env_key_set"))
     page.close()
     shut_down_kernels(jupyter["url"])

@@ -29,9 +29,11 @@ def test_errors_are_one_clear_line(args, env, message):
 def test_record_from_the_standin_writes_a_scrubbed_cassette(tmp_path):
     """`rai-lab record --standin`: the lab run live, its ten calls and the 30 going-further ones saved with provenance, no key."""
     target = tmp_path / "cassettes" / "gpt-4o.yaml"
-    done = rai_lab_command("record", "--standin", "--deployment", "gpt-4o", "--out", str(target), "--no-progress")
+    done = rai_lab_command("record", "--standin", "--deployment", "gpt-4o", "--out", str(target), "--no-progress",
+                           "--lang", "en")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "(40 exchanges)" in done.stdout and "NOT a real model's answers" in done.stdout
+    assert "déploiement" not in done.stdout and "enregistr" not in done.stdout  # one language, all through
     data = yaml.safe_load(target.read_text())
     assert len(data["interactions"]) == 40
     assert data["metadata"]["provenance"]["source"] == "rai-lab-standin"
@@ -42,9 +44,9 @@ def test_record_from_the_standin_writes_a_scrubbed_cassette(tmp_path):
     assert not target.with_suffix(".recording.yaml").exists()
 
 
-@pytest.mark.parametrize("command", ["run", "record"])
+@pytest.mark.parametrize("command", ["run", "record", "check", "grade", "jupyter", "formgrader"])
 def test_every_option_says_what_it_does(command):
-    """`rai-lab run --help` and `record --help`: no bare option (each has help text, defaults stated)."""
+    """`rai-lab <command> --help`: no bare option (each has help text, defaults stated)."""
     import argparse
 
     from rai_lab.cli import build_parser

@@ -1,5 +1,6 @@
-"""The instructor's formgrader (`rai-lab formgrader`) on a class graded by `rai-lab grade`: a score adjusted by
-hand there reaches grades.csv at the next `rai-lab grade`, and the formgrader cannot autograde (no sandbox there)."""
+"""Regrading a class, and the instructor's formgrader (`rai-lab formgrader`) on it: the next `rai-lab grade`
+keeps unchanged submissions without running them, grades newcomers, and exports the scores adjusted by hand
+in the formgrader; the formgrader itself cannot autograde (there is no sandbox there)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def grades(out):
         return {row["learner"]: row for row in csv.DictReader(handle)}
 
 
-def test_a_score_adjusted_in_the_formgrader_is_exported_and_autograde_is_refused_there(tmp_path):
+def test_regrading_keeps_grades_grades_newcomers_and_exports_scores_adjusted_in_the_formgrader(tmp_path):
     class_dir, out, work = tmp_path / "class", tmp_path / "out", tmp_path / "work"
     class_dir.mkdir()
     shutil.copy(SUBMISSIONS / "solution.ipynb", class_dir / "ana.ipynb")
@@ -42,8 +43,10 @@ def test_a_score_adjusted_in_the_formgrader_is_exported_and_autograde_is_refused
     args = ["grade", str(class_dir), "--out", str(out), "--work", str(work), "--no-progress"]
     first = rai_lab_command(*args)
     assert first.returncode == 0, first.stdout + first.stderr
-    before = grades(out)["ben"]
+    first_grades = grades(out)
+    before = first_grades["ben"]
     assert before["env_key_set"] == "0"
+    logs_before = {p.name: p.stat().st_mtime_ns for p in (work / "logs").glob("*.log")}
 
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "rai_lab", "formgrader", "--out", str(out), "--work", str(work),
@@ -78,9 +81,16 @@ def test_a_score_adjusted_in_the_formgrader_is_exported_and_autograde_is_refused
         except subprocess.TimeoutExpired:
             server.kill()
 
-    again = rai_lab_command(*args)  # nothing changed: ben's submission is kept, his manual score exported
+    shutil.copy(SUBMISSIONS / "api-version-latest.ipynb", class_dir / "cleo.ipynb")  # a newcomer
+    again = rai_lab_command(*args)  # ana and ben unchanged: kept, not run again; ben's manual score exported
     assert again.returncode == 0, again.stdout + again.stderr
-    after = grades(out)["ben"]
+    assert "1 graded now, 2 kept from the last run" in again.stdout
+    second = grades(out)
+    assert second["ana"] == first_grades["ana"] and second["cleo"]["score"] == "14"
+    assert len(second) == 3 and len(list((out / "feedback").iterdir())) == 3
+    logs_after = {p.name: p.stat().st_mtime_ns for p in (work / "logs").glob("*.log")}
+    assert {k: logs_after[k] for k in logs_before} == logs_before  # unchanged submissions were not re-run
+    after = second["ben"]
     assert after["env_key_set"] == "1" and float(after["score"]) == float(before["score"]) + 1
     assert "Note ajustée à la main dans le formgrader : env_key_set 1." in after["notes"]
     assert grades(out)["ana"]["score"] == "15" and "à la main" not in grades(out)["ana"]["notes"]

@@ -70,7 +70,7 @@ def test_a_new_language_is_released_run_and_graded_in_its_own_words(tmp_path):
                            "--checks", "--no-progress", "--out", str(out), env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert MARK + "rai-lab · responsible-ai-xx · mode replay" in done.stdout
-    ran = json.dumps(nbformat.read(out / "responsible-ai-xx" / "responsible_ai.ipynb", 4).cells)
+    ran = json.dumps(nbformat.read(out / "responsible-ai-xx" / "responsible_ai.ipynb", 4).cells, ensure_ascii=False)
     assert "✓ " + MARK in ran and MARK + "rai-lab · mode replay" in ran  # the check cells and the kit's banner
 
     # Graded: a filled learner notebook, in the sandbox; feedback and notes in xx.
