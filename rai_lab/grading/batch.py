@@ -1,0 +1,276 @@
+"""`rai-lab grade`'s batch: nbgrader autograde of a folder of submissions, offline, time-limited, sandboxed.
+
+The course tree lives in a work folder outside the repository. A batch starts one Spark Connect
+server inside a network namespace of its own (`rai_lab.sandbox hold`); `--workers` processes
+(`rai_lab.gradeworker`) each run nbgrader's autograde and feedback for one learner after
+another, and every learner's kernel joins that namespace: it reaches the batch's Spark server on
+the namespace's loopback and nothing else. Kernels get no secret in their environment, a
+notebook has a time limit (its worker is killed and replaced), and one broken submission never
+stops the others. `--batch-spark local` gives each kernel its own embedded Spark and namespace instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from rai_lab import cassette as cassettes
+from rai_lab import intake, paths, sandbox
+from rai_lab.errors import RaiLabError
+from rai_lab.grading.course import CourseTree, default_work_dir
+from rai_lab.grading.reports import Reports
+from rai_lab.grading.rubric import Outcome, reason, rubric, split_points
+from rai_lab.grading.services import BatchServices
+from rai_lab.grading.workers import _Worker, _last_error
+
+REFERENCE = "_rai_lab_reference"  # the solution, graded first to time the course (never a learner: ids have no leading _)
+LIMIT_FACTOR = 10  # the notebook's time limit is this many times the reference run's
+CELL_LIMIT_FACTOR = 5  # a cell's, this many times the reference's slowest cell (a cold server's first query)
+MIN_CELL_LIMIT, MIN_NOTEBOOK_LIMIT = 10.0, 30.0  # seconds, whatever the reference took
+WORKER_GRACE = 30.0  # seconds past the notebook limit before the grader kills a worker that did not stop it
+
+
+class Grader(CourseTree, BatchServices, Reports):
+    """Grades a folder of submissions for one assignment."""
+
+    def __init__(self, assignment: str, out_dir: Path, work_dir: Path | None = None, timeout: float | None = None,
+                 cell_timeout: float | None = None, workers: int | None = None, spark: str = "shared",
+                 illustrations: bool = False, trusted: bool = False, regrade: bool = False,
+                 limits: sandbox.Limits | None = None):
+        if assignment not in paths.ASSIGNMENTS.values():
+            raise RaiLabError(f"unknown assignment {assignment!r} (known: {', '.join(paths.ASSIGNMENTS.values())})")
+        self.assignment = assignment
+        self.lang = next(lang for lang, name in paths.ASSIGNMENTS.items() if name == assignment)
+        self.out_dir = out_dir.resolve()
+        self.work = (work_dir or default_work_dir(assignment, self.out_dir)).resolve()
+        if paths.ROOT in self.work.parents or self.work == paths.ROOT:
+            raise RaiLabError(f"the grading work folder must be outside the repository: {self.work}")
+        self.course = self.work / "course"
+        self.timeout, self.cell_timeout = timeout, cell_timeout  # None: scaled from the reference run
+        self.illustrations = illustrations  # also run the cells no check reads (tag rai-lab-illustration)
+        if spark not in ("shared", "local"):
+            raise RaiLabError(f"--batch-spark must be 'shared' (one Spark Connect server for the batch) or 'local', not {spark!r}")
+        self.spark = spark
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.trusted, self.regrade = trusted, regrade
+        self.limits = limits or sandbox.Limits(memory=0 if spark == "local" else sandbox.Limits.memory)
+        if not trusted:
+            why = sandbox.unavailable(self.lang)
+            if why:
+                raise RaiLabError(f"rai-lab grade will not run untrusted notebooks without its sandbox: {why}")
+        self.state_path = self.work / "state.json"
+        self.batch_logs = self.work / "logs" / "batch"  # the last batch's server, workers and timings
+        self.spark_url: str | None = None
+        self.holder: subprocess.Popen | None = None  # the batch's network namespace (and Spark server)
+        self.namespace_pid: int | None = None  # a process inside that namespace
+        self.join: list[str] = []  # how a worker joins it
+        self.batch_dir: Path | None = None  # sockets and the Spark server's state, outside the course tree
+        self.limits_used: dict = {}
+        # Where a batch's time goes, written to <work>/logs/batch/timings.json (benchmarks/grading.py reads it).
+        self.timings: dict = {"notebooks": {}, "worker_start_s": []}
+
+    @property
+    def sandbox_kind(self) -> str:
+        """What grades.csv says of the sandbox a learner was graded in."""
+        return "none" if self.trusted else "bubblewrap"
+
+    @property
+    def sandbox_summary(self) -> str:
+        if self.trusted:
+            return "none (--trusted: learners' code ran with the grader's rights)"
+        return f"bubblewrap, uid {sandbox.UID_BASE + 1}+, loopback only"
+
+    # -- time limits, from the reference run ------------------------------------------------------------
+    def reference_limits(self, worker: "_Worker", previous: dict) -> dict:
+        """Time the solution notebook once per course; the limits scale from it (5x its slowest cell, 10x its whole,
+        with floors), unless --cell-timeout / --timeout say otherwise.
+
+        It is graded like a learner (sandbox, replay, checks) and must score every point: a course whose
+        own solution fails its checks is refused before any learner is graded.
+        """
+        known = previous.get("reference") or {}
+        if known.get("course") == self._course_digest():  # `previous` is empty with --regrade
+            reference = known
+        else:
+            sub = intake.Submission(learner=REFERENCE, source="(solution)",
+                                    notebook=paths.SOLUTIONS / self.assignment / paths.NOTEBOOK)
+            job = {"learner": REFERENCE, "cassette": "", **self._stage(sub), "cell_limit": 180, "notebook_limit": 600}
+            returncode, answer = worker.grade(job, 900)
+            scores = self._scores(REFERENCE) or {}
+            graded = self.folder("autograded", REFERENCE) / paths.NOTEBOOK
+            if graded.exists():  # kept for the instructor: what the reference run did
+                shutil.copy(graded, self.batch_logs / "reference.ipynb")
+            self._forget_learner(REFERENCE)
+            total = sum(item["points"] for item in rubric().values())
+            if returncode != 0 or sum(scores.values()) != total:
+                failed = {name: v.get("message") for name, v in (answer.get("verdicts") or {}).items() if not v.get("passed")}
+                raise RaiLabError(f"the course's own solution does not pass its checks ({sum(scores.values()):g}/{total}): "
+                                  f"{failed or answer.get('stopped') or _last_error(answer.get('log', ''))} "
+                                  f"(see {self.batch_logs / 'reference.ipynb'} and worker-0.log)")
+            cells = {k: float(v) for k, v in (answer.get("cells") or {}).items()} or {"?": 1.0}
+            reference = {"course": self._course_digest(), "slowest_cell_s": max(cells.values()),
+                         "total_s": sum(cells.values()), "cells_s": cells}
+        self.limits_used = {
+            "reference": reference,
+            "cell": self.cell_timeout or math.ceil(max(MIN_CELL_LIMIT, CELL_LIMIT_FACTOR * reference["slowest_cell_s"])),
+            "notebook": self.timeout or math.ceil(max(MIN_NOTEBOOK_LIMIT, LIMIT_FACTOR * reference["total_s"])),
+        }
+        return reference
+
+    # -- one learner ---------------------------------------------------------------------------------------
+    def new_outcome(self, sub: intake.Submission) -> Outcome:
+        outcome = Outcome(learner=sub.learner, source=sub.source, notes=list(sub.notes), digest=sub.digest,
+                          sandbox=self.sandbox_kind)
+        table = rubric()
+        outcome.max_score, outcome.bonus_max = split_points({name: item["points"] for name, item in table.items()})
+        outcome.checks = {name: 0.0 for name in table}
+        if sub.problem:
+            outcome.status, outcome.notes = "not run", [sub.problem, *outcome.notes]
+        return outcome
+
+    def job(self, sub: intake.Submission) -> dict:
+        return {"learner": sub.learner, **self._stage(sub), "cell_limit": self.limits_used["cell"],
+                "notebook_limit": self.limits_used["notebook"]}
+
+    def conclude(self, sub: intake.Submission, outcome: Outcome, returncode: int, answer: dict) -> Outcome:
+        """Read nbgrader's grades for one learner and say why, if something stopped the notebook."""
+        log = cassettes.redact(answer.get("log") or "", sub.secrets)
+        logs = self.work / "logs"
+        logs.mkdir(exist_ok=True)
+        (logs / f"{sub.learner}.log").write_text(log, encoding="utf-8")
+        graded = self._scores(sub.learner)
+        stopped = answer.get("stopped") or {}
+        if returncode == -9:
+            why = reason("timeout", self.lang, seconds=math.ceil(self.limits_used["notebook"] + WORKER_GRACE))
+        elif stopped:
+            why = stopped.get("message")
+        elif graded is None:
+            why = reason("failed", self.lang, detail=_last_error(log))
+        else:
+            why = None
+        for note in reversed([why, *(answer.get("interrupted") or [])]):
+            if note:
+                outcome.notes.insert(0, cassettes.redact(note, sub.secrets))
+        outcome.stopped = stopped.get("reason", "killed" if returncode == -9 else "")
+        if graded is None or returncode == -9:
+            outcome.status = "failed"
+            return outcome
+        outcome.checks.update(graded)
+        outcome.score, outcome.bonus = split_points(graded)
+        return outcome
+
+    # -- the batch -------------------------------------------------------------------------------------
+    def run(self, submissions_dir: Path, progress: bool = True) -> list[Outcome]:
+        if not submissions_dir.is_dir():
+            raise RaiLabError(f"no such folder of submissions: {submissions_dir}")
+        self.work.mkdir(parents=True, exist_ok=True)
+        clock = time.monotonic()
+        workers: list[_Worker] = []
+        try:
+            self.start_batch()  # the JVM starts while nbgrader prepares the course
+            self.prepare()
+            staging = self.work / "intake"
+            shutil.rmtree(staging, ignore_errors=True)
+            submissions = intake.collect(submissions_dir, staging, self.lang)
+            self.timings["prepare_and_intake_s"] = time.monotonic() - clock
+            previous = {} if self.regrade else self._load_state()
+            kept = previous.get("outcomes", {})
+            outcomes: dict[str, Outcome] = {}
+            pending = []
+            self.kept = 0
+            for sub in submissions:
+                cached = kept.get(sub.learner)
+                if cached and cached.get("digest") == sub.digest and cached.get("sandbox") == self.sandbox_kind:
+                    outcomes[sub.learner] = Outcome(**cached)
+                    self.kept += 1
+                elif sub.problem:
+                    outcomes[sub.learner] = self.new_outcome(sub)
+                else:
+                    pending.append(sub)
+            # Workers start (importing nbgrader, warming their sandbox) while the JVM starts.
+            workers = [_Worker(self, index) for index in range(min(self.workers, max(1, len(pending))))]
+            if self.spark == "shared":
+                self.wait_batch()
+            self.timings["spark_server_ready_s"] = time.monotonic() - clock
+            self.reference = self.reference_limits(workers[0], previous)
+            self.timings["reference_s"] = time.monotonic() - clock - self.timings["spark_server_ready_s"]
+            if pending:
+                started = time.monotonic()
+                for outcome in self._grade_all(pending, progress, workers):
+                    outcomes[outcome.learner] = outcome
+                self.timings["grading_s"] = time.monotonic() - started
+        finally:
+            for worker in workers:
+                worker.close()
+            started = time.monotonic()
+            self.stop_batch()
+            self.timings["spark_server_stop_s"] = time.monotonic() - started
+        started = time.monotonic()
+        ordered = [self._with_manual_scores(outcomes[sub.learner]) for sub in submissions]
+        self._forget_removed({o.learner for o in ordered})
+        self._save_state(ordered)
+        self.write_outputs(ordered, {s.learner: s for s in submissions})
+        self.timings["outputs_s"] = time.monotonic() - started
+        self.timings.update(total_s=time.monotonic() - clock, workers=self.workers, spark=self.spark,
+                            sandbox=self.sandbox_summary, limits={k: v for k, v in self.limits_used.items()},
+                            graded=len(pending), kept=self.kept)
+        (self.batch_logs / "timings.json").write_text(json.dumps(self.timings, indent=1), encoding="utf-8")
+        return ordered
+
+    def _grade_all(self, pending: list[intake.Submission], progress: bool, workers: list) -> list[Outcome]:
+        from tqdm import tqdm
+
+        jobs: queue.Queue = queue.Queue()
+        for sub in pending:
+            jobs.put(sub)
+        results: list[Outcome] = []
+        lock = threading.Lock()
+        bar = tqdm(total=len(pending), desc="grading", unit="notebook", disable=not progress, file=sys.stderr)
+
+        def serve(index: int) -> None:
+            while True:
+                try:
+                    sub = jobs.get_nowait()
+                except queue.Empty:
+                    return
+                if workers[index] is None:
+                    workers[index] = _Worker(self, index)
+                outcome = self.new_outcome(sub)
+                started = time.monotonic()
+                returncode, answer = workers[index].grade(self.job(sub), self.limits_used["notebook"] + WORKER_GRACE)
+                seconds = {**(answer.get("seconds") or {}), "total": time.monotonic() - started}
+                if returncode != 0:
+                    workers[index] = None  # killed at the limit, or died: the next learner gets a fresh one
+                outcome = self.conclude(sub, outcome, returncode, answer)
+                with lock:
+                    self.timings["notebooks"][sub.learner] = seconds
+                    results.append(outcome)
+                    bar.set_postfix_str(sub.learner)
+                    bar.update()
+
+        threads = [threading.Thread(target=serve, args=(i,), daemon=True) for i in range(len(workers))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        bar.close()
+        return results
+
+
+def grade(submissions: Path, assignment: str, out_dir: Path, work_dir: Path | None = None, timeout: float | None = None,
+          cell_timeout: float | None = None, progress: bool = True, workers: int | None = None, spark: str = "shared",
+          illustrations: bool = False, trusted: bool = False, regrade: bool = False) -> Grader:
+    """Grade every submission in `submissions`; grades.csv and feedback/ land in `out_dir`. Returns the grader
+    (its `outcomes`, `kept`, `limits_used` and `sandbox_summary` are for the summary)."""
+    grader = Grader(assignment, out_dir, work_dir=work_dir, timeout=timeout, cell_timeout=cell_timeout, workers=workers,
+                    spark=spark, illustrations=illustrations, trusted=trusted, regrade=regrade)
+    grader.outcomes = grader.run(submissions, progress=progress)
+    return grader
