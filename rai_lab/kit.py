@@ -135,6 +135,9 @@ def _spark_ready(spark, lang: str):
     return spark
 
 
+BACKGROUND_NICENESS = 10
+
+
 class SparkStart:
     """Spark's session, started in a thread of the kernel's own (a JVM takes 10-20 s on 2 cores)."""
 
@@ -144,6 +147,12 @@ class SparkStart:
         self.thread.start()
 
     def _run(self) -> None:
+        try:
+            # A lower CPU priority for this thread, and so for the JVM it starts (Linux: nice is per
+            # thread, inherited by a child): on 2 cores the learner's next cells run at full speed.
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICENESS)
+        except (AttributeError, OSError):  # not Linux, or not allowed: the same start, at normal priority
+            pass
         try:
             self.spark = spark_mod.session(self.lang)
         except BaseException as err:  # noqa: BLE001 - kept for the cell that needs Spark
