@@ -14,7 +14,6 @@ still is while grading), for comparison. Nothing here asserts a time: it prints 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -32,44 +31,35 @@ def one_run(foreground: bool) -> dict[str, float]:
 
     import make_submissions as subs
 
+    from rai_lab.runner import environment
+
     nb = subs.filled("fr")
     with tempfile.TemporaryDirectory(prefix="rai-lab-bench-") as scratch:
         folder = Path(scratch) / "responsible-ai-fr"
         folder.mkdir()
-        env = {"RAI_LAB_LANG": "fr"}
-        if foreground:
-            env["RAI_LAB_GRADING"] = "1"  # the kit starts Spark in its own cell, as while grading
-        previous = {name: os.environ.get(name) for name in env}
-        os.environ.update(env)
+        # As while grading, the kit starts Spark in its own cell; else in the background, as for a learner.
+        env = {"RAI_LAB_LANG": "fr", "RAI_LAB_GRADING": "1" if foreground else None}
         kernel = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(scratch) / "kernel"))
         client = NotebookClient(nb, km=kernel, timeout=300, allow_errors=True, resources={"metadata": {"path": str(folder)}})
         times: dict[str, float] = {}
-        try:
-            with client.setup_kernel():
-                started = None
-                for index, cell in enumerate(nb.cells):
-                    if cell.cell_type != "code":
-                        continue
-                    grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
-                    clock = time.monotonic()
-                    client.execute_cell(cell, index)
-                    took = time.monotonic() - clock
-                    if grade_id == "kit_start":
-                        started = clock
-                        times["kit cell"] = took
-                    elif started is not None and grade_id in ("env_vars", "create_client", "sample_inputs",
-                                                              "generate_answers"):
-                        times["cells before Spark"] = times.get("cells before Spark", 0.0) + took
-                    if grade_id == "build_dataframes":
-                        times["first Spark cell"] = took
-                        times["kit cell to first DataFrame"] = time.monotonic() - started
-                        break
-        finally:
-            for name, value in previous.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+        with environment(env), client.setup_kernel():
+            started = None
+            for index, cell in enumerate(nb.cells):
+                if cell.cell_type != "code":
+                    continue
+                grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+                clock = time.monotonic()
+                client.execute_cell(cell, index)
+                took = time.monotonic() - clock
+                if grade_id == "kit_start":
+                    started = clock
+                    times["kit cell"] = took
+                elif started is not None and grade_id in ("env_vars", "create_client", "sample_inputs", "generate_answers"):
+                    times["cells before Spark"] = times.get("cells before Spark", 0.0) + took
+                if grade_id == "build_dataframes":
+                    times["first Spark cell"] = took
+                    times["kit cell to first DataFrame"] = time.monotonic() - started
+                    break
         nbformat.validate(nb)
         return times
 

@@ -44,8 +44,8 @@ class RunResult:
 
 
 @contextlib.contextmanager
-def _environment(values: dict[str, str | None]):
-    """Set (or unset, for None) environment variables for the kernel papermill starts."""
+def environment(values: dict[str, str | None]):
+    """Set (or unset, for None) environment variables for a kernel about to start; restored afterwards."""
     saved = {key: os.environ.get(key) for key in values}
     try:
         for key, value in values.items():
@@ -120,12 +120,12 @@ def run(
         where = spark_mod.target(spark) if spark is not None else None
         remote = where.kernel_env(spark) if where is not None else {}
         if where is not None and where.precheck:  # checked before any kernel: its settings come from `env` too
-            with _environment({**remote, **(env or {})}):
+            with environment({**remote, **(env or {})}):
                 problem = where.problem()
             if problem:
                 raise RaiLabError(f"--spark {where.spec}: {problem}")
         kernel_env = {"RAI_LAB_LANG": lang, events.EVENTS_ENV: str(log), **remote, **(env or {})}
-        with _environment(kernel_env):
+        with environment(kernel_env):
             secret_values = cassettes.secret_values()
             # IPC transport: the kernel's messages never touch a TCP port (ipykernel warns otherwise).
             kernel = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(scratch) / "kernel"))

@@ -8,7 +8,6 @@ It is for learning: grading runs the same checks outside the learner's kernel (r
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -137,6 +136,7 @@ def run(path: Path, timeout: int = 180) -> Report:
     from jupyter_client import KernelManager
 
     from rai_lab import kit
+    from rai_lab.runner import environment
 
     path = Path(path)
     if not path.is_file():
@@ -151,10 +151,8 @@ def run(path: Path, timeout: int = 180) -> Report:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
 
-    previous = {name: os.environ.get(name) for name in ("RAI_LAB_LANG", kit.GRADING_ENV)}
-    os.environ["RAI_LAB_LANG"] = lang
-    os.environ.pop(kit.GRADING_ENV, None)
-    try:
+    # The kernel speaks the notebook's language and runs as a learner's (not as while grading).
+    with environment({"RAI_LAB_LANG": lang, kit.GRADING_ENV: None}):
         with tempfile.TemporaryDirectory(prefix="rai-lab-check-") as scratch:
             # IPC transport: the kernel's messages never touch a TCP port.
             kernel = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(scratch) / "kernel"))
@@ -165,10 +163,4 @@ def run(path: Path, timeout: int = 180) -> Report:
             finally:
                 if kernel.has_kernel:
                     kernel.shutdown_kernel(now=True)
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     return report(nb, lang)
