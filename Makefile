@@ -45,7 +45,7 @@ grade: $(STAMP) system-deps
 
 ## The whole test suite, then the HTTP tests again with the newest openai release, then the lab
 ## through Databricks Connect (its own environment) against a local Spark Connect server.
-## It prints how long it took: about 17 minutes on 2 cores from a fresh clone (the goal is 15). Building
+## It prints how long it took: 17 to 20 minutes on 2 cores from a fresh clone (the goal is 15). Building
 ## the two extra environments while the main suite runs was tried: it slowed the suite more than it saved.
 test:
 	@start=$$(date +%s); \
