@@ -308,6 +308,7 @@ def hold(spark_state: str | None, port: int | None = None) -> int:
     import json
     from pathlib import Path
 
+    from rai_lab import spark as spark_mod
     from rai_lab import sparkserver
 
     try:
@@ -323,7 +324,7 @@ def hold(spark_state: str | None, port: int | None = None) -> int:
             # serial collector and a 640 MB heap (BATCH_SPARK_CONF), which keep the JVM near 600 MB (G1 and the
             # default heap: 850 MB); and no whole-stage code generation, whose compile time the lab's small
             # queries never win back.
-            options = os.environ.get("RAI_LAB_BATCH_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+            options = os.environ.get("RAI_LAB_BATCH_JAVA_OPTIONS", spark_mod.SMALL_DATA_JAVA_OPTIONS)
             url = sparkserver.start(port=port or sparkserver.DEFAULT_PORT, state=state, java_options=options,
                                     conf=BATCH_SPARK_CONF).url
     except Exception as err:  # noqa: BLE001 - reported to the grader, which says it to the instructor

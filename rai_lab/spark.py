@@ -32,6 +32,10 @@ LOCAL_CONF = {
     "spark.sql.shuffle.partitions": "2",
     "spark.default.parallelism": "1",
 }
+# The lab's data are tens of rows: the JIT's quick tier only and the serial collector. Measured on 2 cores
+# (`make lab`): the same 20 s, with a third less CPU (20 s instead of 30). Local sessions, `rai-lab spark
+# start` and a grading batch's server all start their JVM with these.
+SMALL_DATA_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 # Both classic and Connect DataFrames render as an HTML table in Jupyter with these.
 DISPLAY_CONF = {
     "spark.sql.repl.eagerEval.enabled": "true",
@@ -152,7 +156,7 @@ def _local_session(spec: str | None, lang: str):
         **DISPLAY_CONF,
         "spark.sql.warehouse.dir": str(scratch / "warehouse"),
         "spark.local.dir": str(scratch),
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={scratch}",
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={scratch} {SMALL_DATA_JAVA_OPTIONS}",
     }
     _launch_quiet_gateway(conf, scratch / "spark-driver.log")
     builder = SparkSession.builder
