@@ -18,6 +18,11 @@ LANGS = tuple(sorted((path.stem for path in I18N.glob("*.toml")), key=lambda lan
 ASSIGNMENTS = {lang: f"responsible-ai-{lang}" for lang in LANGS}
 
 
+def cache_dir() -> Path:
+    """The machine's rai-lab cache (grading work folders, the Spark Connect server's state, reference timings)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rai-lab"
+
+
 def reference_cassette(deployment: str) -> Path:
     """The shipped cassette for a deployment name."""
     return CASSETTES / f"{deployment}.yaml"

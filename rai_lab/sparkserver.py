@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rai_lab import paths
 from rai_lab import spark as spark_mod
 from rai_lab.errors import JavaMissingError, RaiLabError
 from rai_lab.messages import say
@@ -25,7 +26,7 @@ SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 
 def state_dir() -> Path:
     base = os.environ.get("RAI_LAB_SPARK_STATE")
-    return Path(base) if base else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rai-lab" / "spark-connect"
+    return Path(base) if base else paths.cache_dir() / "spark-connect"
 
 
 def spark_home() -> Path:
@@ -96,7 +97,8 @@ def status(state: Path | None = None) -> ServerStatus:
     return ServerStatus(False, pid=pid, log=logs[-1] if logs else None)
 
 
-def start(port: int = DEFAULT_PORT, state: Path | None = None, timeout: float = 120, java_options: str = "",
+def start(port: int = DEFAULT_PORT, state: Path | None = None, timeout: float = 120,
+          java_options: str = spark_mod.SMALL_DATA_JAVA_OPTIONS,
           conf: dict[str, str] | None = None) -> ServerStatus:
     """Start the server (or say it already runs), wait for its port, and warm it with one query."""
     state = state or state_dir()

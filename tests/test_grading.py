@@ -81,7 +81,7 @@ def graded_class(tmp_path_factory):
     out = tmp_path_factory.mktemp("grades")
     work = tmp_path_factory.mktemp("work")
     done = rai_lab_command("grade", str(SUBMISSIONS), "--assignment", "responsible-ai-fr", "--out", str(out),
-                           "--work", str(work), "--cell-timeout", "60", "--timeout", "400", "--no-progress",
+                           "--work", str(work), "--cell-timeout", "30", "--timeout", "400", "--no-progress",
                            env=INSTRUCTOR_SECRETS, timeout=3000)
     assert done.returncode == 0, done.stdout + done.stderr
     return out, work, done.stdout
@@ -98,7 +98,7 @@ def test_the_class_is_graded_in_parallel_on_one_shared_spark_server(graded_class
     assert not list(Path("/run").glob("rai-lab-batch-*"))  # its sockets and state are gone
 
 
-ONE_BY_ONE = ["nine-calls", "kernel-crash", "with-own-cassette"]  # partial marks, a crash, an own cassette
+ONE_BY_ONE = ["kernel-crash", "with-own-cassette"]  # a crash, and a whole lab on its own cassette
 
 
 def test_parallel_shared_grades_are_the_one_by_one_grades(graded_class, tmp_path):
@@ -153,7 +153,7 @@ def test_feedback_explains_without_showing_hidden_tests(graded_class):
     uppercased = (out / "feedback" / "answers-uppercased" / "responsible_ai.html").read_text(encoding="utf-8")
     assert "neutral_answers contient les réponses du modèle" in uppercased
     loop = (out / "feedback" / "endless-loop" / "responsible_ai.html").read_text(encoding="utf-8")
-    assert "Limite de temps par cellule atteinte (60 s)" in loop  # the limit, named with its value
+    assert "Limite de temps par cellule atteinte (30 s)" in loop  # the limit, named with its value
     # Going further: the bonus is shown apart, and a wrong measure says what it should be computed on.
     wrong = (out / "feedback" / "representation-all-prompts" / "responsible_ai.html").read_text(encoding="utf-8")
     assert "bonus (aller plus loin) : 3 / 4" in wrong
@@ -214,6 +214,13 @@ def test_cached_grades_are_dropped_when_the_course_changes(tmp_path):
     assert grader._load_state() == {}
 
 
+def reference_cache(out: Path, work: Path, **options) -> Path:
+    """Where this machine keeps the timing of the French course's solution, as `rai-lab grade` runs it."""
+    from rai_lab import grading
+
+    return grading.Grader("responsible-ai-fr", out, work_dir=work, **options)._reference_cache()
+
+
 def test_a_notebook_over_its_time_limit_is_stopped_there_and_the_batch_goes_on(tmp_path):
     """The per-notebook limit: an endless loop is stopped where it is, the checks before it keep their points,
     the reason names the limit; the next learner is graded."""
@@ -222,13 +229,16 @@ def test_a_notebook_over_its_time_limit_is_stopped_there_and_the_batch_goes_on(t
     shutil.copy(SUBMISSIONS / "endless-loop.ipynb", class_dir / "a-loop.ipynb")
     shutil.copy(SUBMISSIONS / "solution.ipynb", class_dir / "b-solution.ipynb")
     out = tmp_path / "out"
+    timed_before = reference_cache(out, tmp_path / "work").exists()
     done = rai_lab_command("grade", str(class_dir), "--out", str(out), "--work", str(tmp_path / "work"),
-                           "--timeout", "40", "--cell-timeout", "600", "--no-progress")
+                           "--timeout", "20", "--cell-timeout", "600", "--no-progress")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "time limits: 600 s per cell, 40 s per notebook" in done.stdout
+    assert "time limits: 600 s per cell, 20 s per notebook" in done.stdout
+    # The solution's run (it must pass every check) is timed once per course on this machine, in any work folder.
+    assert (tmp_path / "work" / "logs" / "batch" / "reference.ipynb").exists() == (not timed_before)
     grades = read_grades(out)
     assert (grades["a-loop"]["score"], grades["a-loop"]["bonus"], grades["a-loop"]["status"]) == ("11", "0", "graded")
-    assert grades["a-loop"]["notes"].startswith("Limite de temps du notebook atteinte (40 s) dans la cellule de code n° 16")
+    assert grades["a-loop"]["notes"].startswith("Limite de temps du notebook atteinte (20 s) dans la cellule de code n° 16")
     assert grades["b-solution"]["score"] == "15"
 
 
@@ -244,6 +254,8 @@ def test_time_limits_scale_from_the_solution_and_deterministic_stops_are_kept(tm
     assert first.returncode == 0, first.stdout + first.stderr
     limits = json.loads((work / "logs" / "batch" / "timings.json").read_text())["limits"]
     reference = limits["reference"]
+    cached = reference_cache(out, work)
+    assert json.loads(cached.read_text()) == {k: v for k, v in reference.items() if k != "course"}
     assert limits["cell"] == max(10, math.ceil(5 * reference["slowest_cell_s"]))
     assert limits["notebook"] == max(30, math.ceil(10 * reference["total_s"]))
     assert f"time limits: {limits['cell']:g} s per cell" in first.stdout
@@ -255,8 +267,13 @@ def test_time_limits_scale_from_the_solution_and_deterministic_stops_are_kept(tm
     second = rai_lab_command(*args)
     assert "0 graded now, 1 kept from the last run" in second.stdout
     assert read_grades(out) == before
+    kept = json.loads((work / "logs" / "batch" / "timings.json").read_text())
+    assert "spark_server_ready_s" not in kept and kept["limits"] == limits  # nothing to run: no server, no reference
     third = rai_lab_command(*args, "--regrade")
     assert "1 graded now, 0 kept" in third.stdout
+    assert (work / "logs" / "batch" / "reference.ipynb").exists()  # --regrade times the solution again
+    timed = json.loads((work / "logs" / "batch" / "timings.json").read_text())["limits"]["reference"]
+    assert json.loads(cached.read_text()) == {k: v for k, v in timed.items() if k != "course"}
 
 
 def _chart_outputs(work: Path, learner: str, assignment: str) -> list:

@@ -3,7 +3,7 @@
 Each hostile notebook is built here from the released lab (filled like the sample class's solution)
 plus the attack, in a cell of the learner's own. The batch runs with canary secrets in the grader's
 environment. Then: no canary in anything the grader wrote, no sentinel file changed, no process of
-the batch left, every honest learner graded as when graded alone, and no cheater above the honest
+the batch left, every honest learner given every point of their work and no note, and no cheater above the honest
 learner who did the same real work.
 """
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import shutil
 import sqlite3
 import textwrap
+import tomllib
 from pathlib import Path
 
 import nbformat
@@ -338,18 +338,21 @@ def test_limits_hold_and_say_so(hostile):
     assert "fork-loop" in read_grades(hostile["out"])  # graded, whatever it scored; the batch went on
 
 
-def test_honest_learners_grade_as_when_graded_alone(hostile, tmp_path):
-    alone = tmp_path / "alone"
-    alone.mkdir()
-    for name in ("honest-solution", "honest-exercise-only", "honest-env-only"):
-        shutil.copy(hostile["folder"] / f"{name}.ipynb", alone)
-    out = tmp_path / "out"
-    done = rai_lab_command("grade", str(alone), "--out", str(out), "--work", str(tmp_path / "work"), "--no-progress",
-                           timeout=900)
-    assert done.returncode == 0, done.stdout + done.stderr
-    batch, single = read_grades(hostile["out"]), read_grades(out)
-    for name in single:
-        assert single[name] == batch[name], name
+def test_honest_learners_get_every_point_of_their_work_and_no_note(hostile):
+    """Graded among the attacks, each honest learner's row is what it is alone (as the sample class grades it):
+    every point of the work done, to the check, and no note."""
+    rubric = tomllib.loads((ROOT / "graders" / "rubric.toml").read_text())["checks"]
+    done = {
+        "honest-solution": set(rubric),
+        "honest-exercise-only": {name for name in rubric if not rubric[name].get("bonus")},
+        "honest-env-only": {name for name in rubric if name.startswith("env_")},
+    }
+    grades = read_grades(hostile["out"])
+    for learner, checks in done.items():
+        row = grades[learner]
+        assert {name: float(row[name]) for name in rubric} == \
+            {name: float(item["points"]) if name in checks else 0.0 for name, item in rubric.items()}, learner
+        assert (row["notes"], row["status"], row["sandbox"]) == ("", "graded", "bubblewrap"), learner
 
 
 # Learners whose own code names the grader's paths (their source is theirs to see).

@@ -17,7 +17,7 @@ from conftest import rai_lab_command
 sys.path.insert(0, str(Path(__file__).parent))
 import make_submissions as subs  # noqa: E402
 
-from rai_lab import selfcheck, tables, tracebacks  # noqa: E402
+from rai_lab import tables, tracebacks  # noqa: E402
 
 pytestmark = [pytest.mark.notebook, pytest.mark.spark]
 
@@ -70,10 +70,12 @@ def test_an_error_deep_in_a_library_shows_the_learners_line_and_what_was_hidden(
     nb = subs.filled("fr", generate=subs.GENERATE_OK.replace("max_tokens=100", "max_tokens=50", 1))
     path = place(tmp_path, nb)
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
 
     executed = nbformat.read(path, 4)
-    NotebookClient(executed, timeout=180, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    with pytest.raises(CellExecutionError):  # stops at that cell, as Run All does
+        NotebookClient(executed, timeout=180, kernel_name="python3",
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
     cell = next(c for c in executed.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "generate_answers")
     error = next(o for o in cell.outputs if o.output_type == "error")
     shown = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(error.traceback))

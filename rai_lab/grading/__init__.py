@@ -5,7 +5,8 @@ One concern per module:
 - `course`: nbgrader's course tree (one rule for every path in it), the gradebook, the kept grades;
 - `services`: the batch's network namespace and Spark Connect server, and the clean environment;
 - `workers`: the grading worker processes (rai_lab.gradeworker), one learner at a time;
-- `batch`: the Grader, which stages, times (from the reference run) and grades a batch;
+- `limits`: the time limits, scaled from the reference run (timed once per course and machine);
+- `batch`: the Grader, which stages and grades a batch (and starts nothing when every grade is kept);
 - `reports`: grades.csv, nbgrader's export and the feedback pages.
 Submissions are read by `rai_lab.intake`; each learner's kernel runs in `rai_lab.sandbox`; checks
 are judged outside it by `rai_lab.sealed`.

@@ -26,19 +26,16 @@ from rai_lab import cassette as cassettes
 from rai_lab import intake, paths, sandbox
 from rai_lab.errors import RaiLabError
 from rai_lab.grading.course import CourseTree, default_work_dir
+from rai_lab.grading.limits import ReferenceLimits
 from rai_lab.grading.reports import Reports
 from rai_lab.grading.rubric import Outcome, reason, rubric, split_points
 from rai_lab.grading.services import BatchServices
 from rai_lab.grading.workers import _Worker, _last_error
 
-REFERENCE = "_rai_lab_reference"  # the solution, graded first to time the course (never a learner: ids have no leading _)
-LIMIT_FACTOR = 10  # the notebook's time limit is this many times the reference run's
-CELL_LIMIT_FACTOR = 5  # a cell's, this many times the reference's slowest cell (a cold server's first query)
-MIN_CELL_LIMIT, MIN_NOTEBOOK_LIMIT = 10.0, 30.0  # seconds, whatever the reference took
 WORKER_GRACE = 30.0  # seconds past the notebook limit before the grader kills a worker that did not stop it
 
 
-class Grader(CourseTree, BatchServices, Reports):
+class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
     """Grades a folder of submissions for one assignment."""
 
     def __init__(self, assignment: str, out_dir: Path, work_dir: Path | None = None, timeout: float | None = None,
@@ -88,43 +85,6 @@ class Grader(CourseTree, BatchServices, Reports):
             return "none (--trusted: learners' code ran with the grader's rights)"
         return f"bubblewrap, uid {sandbox.UID_BASE + 1}+, loopback only"
 
-    # -- time limits, from the reference run ------------------------------------------------------------
-    def reference_limits(self, worker: "_Worker", previous: dict) -> dict:
-        """Time the solution notebook once per course; the limits scale from it (5x its slowest cell, 10x its whole,
-        with floors), unless --cell-timeout / --timeout say otherwise.
-
-        It is graded like a learner (sandbox, replay, checks) and must score every point: a course whose
-        own solution fails its checks is refused before any learner is graded.
-        """
-        known = previous.get("reference") or {}
-        if known.get("course") == self._course_digest():  # `previous` is empty with --regrade
-            reference = known
-        else:
-            sub = intake.Submission(learner=REFERENCE, source="(solution)",
-                                    notebook=paths.SOLUTIONS / self.assignment / paths.NOTEBOOK)
-            job = {"learner": REFERENCE, "cassette": "", **self._stage(sub), "cell_limit": 180, "notebook_limit": 600}
-            returncode, answer = worker.grade(job, 900)
-            scores = self._scores(REFERENCE) or {}
-            graded = self.folder("autograded", REFERENCE) / paths.NOTEBOOK
-            if graded.exists():  # kept for the instructor: what the reference run did
-                shutil.copy(graded, self.batch_logs / "reference.ipynb")
-            self._forget_learner(REFERENCE)
-            total = sum(item["points"] for item in rubric().values())
-            if returncode != 0 or sum(scores.values()) != total:
-                failed = {name: v.get("message") for name, v in (answer.get("verdicts") or {}).items() if not v.get("passed")}
-                raise RaiLabError(f"the course's own solution does not pass its checks ({sum(scores.values()):g}/{total}): "
-                                  f"{failed or answer.get('stopped') or _last_error(answer.get('log', ''))} "
-                                  f"(see {self.batch_logs / 'reference.ipynb'} and worker-0.log)")
-            cells = {k: float(v) for k, v in (answer.get("cells") or {}).items()} or {"?": 1.0}
-            reference = {"course": self._course_digest(), "slowest_cell_s": max(cells.values()),
-                         "total_s": sum(cells.values()), "cells_s": cells}
-        self.limits_used = {
-            "reference": reference,
-            "cell": self.cell_timeout or math.ceil(max(MIN_CELL_LIMIT, CELL_LIMIT_FACTOR * reference["slowest_cell_s"])),
-            "notebook": self.timeout or math.ceil(max(MIN_NOTEBOOK_LIMIT, LIMIT_FACTOR * reference["total_s"])),
-        }
-        return reference
-
     # -- one learner ---------------------------------------------------------------------------------------
     def new_outcome(self, sub: intake.Submission) -> Outcome:
         outcome = Outcome(learner=sub.learner, source=sub.source, notes=list(sub.notes), digest=sub.digest,
@@ -173,40 +133,45 @@ class Grader(CourseTree, BatchServices, Reports):
             raise RaiLabError(f"no such folder of submissions: {submissions_dir}")
         self.work.mkdir(parents=True, exist_ok=True)
         clock = time.monotonic()
+        shutil.rmtree(self.batch_logs, ignore_errors=True)
+        self.batch_logs.mkdir(parents=True)
+        staging = self.work / "intake"
+        shutil.rmtree(staging, ignore_errors=True)
+        submissions = intake.collect(submissions_dir, staging, self.lang)
+        previous = {} if self.regrade else self._load_state()
+        kept = previous.get("outcomes", {})
+        outcomes: dict[str, Outcome] = {}
+        pending = []
+        self.kept = 0
+        for sub in submissions:
+            cached = kept.get(sub.learner)
+            if cached and cached.get("digest") == sub.digest and cached.get("sandbox") == self.sandbox_kind:
+                outcomes[sub.learner] = Outcome(**cached)
+                self.kept += 1
+            elif sub.problem:
+                outcomes[sub.learner] = self.new_outcome(sub)
+            else:
+                pending.append(sub)
         workers: list[_Worker] = []
         try:
-            self.start_batch()  # the JVM starts while nbgrader prepares the course
+            if pending:  # nothing to run (every grade kept): no Spark server, no worker, no reference run
+                self.start_batch()  # the JVM starts while nbgrader prepares the course
             self.prepare()
-            staging = self.work / "intake"
-            shutil.rmtree(staging, ignore_errors=True)
-            submissions = intake.collect(submissions_dir, staging, self.lang)
             self.timings["prepare_and_intake_s"] = time.monotonic() - clock
-            previous = {} if self.regrade else self._load_state()
-            kept = previous.get("outcomes", {})
-            outcomes: dict[str, Outcome] = {}
-            pending = []
-            self.kept = 0
-            for sub in submissions:
-                cached = kept.get(sub.learner)
-                if cached and cached.get("digest") == sub.digest and cached.get("sandbox") == self.sandbox_kind:
-                    outcomes[sub.learner] = Outcome(**cached)
-                    self.kept += 1
-                elif sub.problem:
-                    outcomes[sub.learner] = self.new_outcome(sub)
-                else:
-                    pending.append(sub)
-            # Workers start (importing nbgrader, warming their sandbox) while the JVM starts.
-            workers = [_Worker(self, index) for index in range(min(self.workers, max(1, len(pending))))]
-            if self.spark == "shared":
-                self.wait_batch()
-            self.timings["spark_server_ready_s"] = time.monotonic() - clock
-            self.reference = self.reference_limits(workers[0], previous)
-            self.timings["reference_s"] = time.monotonic() - clock - self.timings["spark_server_ready_s"]
             if pending:
+                # Workers start (importing nbgrader, warming their sandbox) while the JVM starts.
+                workers = [_Worker(self, index) for index in range(min(self.workers, len(pending)))]
+                if self.spark == "shared":
+                    self.wait_batch()
+                self.timings["spark_server_ready_s"] = time.monotonic() - clock
+                self.reference = self.reference_limits(workers[0], previous)
+                self.timings["reference_s"] = time.monotonic() - clock - self.timings["spark_server_ready_s"]
                 started = time.monotonic()
                 for outcome in self._grade_all(pending, progress, workers):
                     outcomes[outcome.learner] = outcome
                 self.timings["grading_s"] = time.monotonic() - started
+            elif previous.get("reference"):
+                self.reference = self._set_limits(previous["reference"])  # for the summary and the state
         finally:
             for worker in workers:
                 worker.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -139,6 +138,6 @@ class CourseTree:
 
 
 def default_work_dir(assignment: str, out_dir: Path) -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rai-lab" / "grading"
+    base = paths.cache_dir() / "grading"
     tag = hashlib.sha256(str(out_dir.resolve()).encode()).hexdigest()[:12]
     return base / f"{assignment}-{tag}"
