@@ -43,10 +43,10 @@ lab: $(STAMP)
 grade: $(STAMP) system-deps
 	$(BIN)/rai-lab grade tests/submissions --assignment responsible-ai-fr --out out/grades
 
-## The whole test suite, then the HTTP tests again with the newest openai release, then the lab
-## through Databricks Connect (its own environment) against a local Spark Connect server.
-## It prints how long it took: 17 to 20 minutes on 2 cores from a fresh clone (the goal is 15). Building
-## the two extra environments while the main suite runs was tried: it slowed the suite more than it saved.
+## The whole test suite (on every core: pytest-xdist, split as tests/conftest.py says), then the HTTP
+## tests again with the newest openai release, then the lab through Databricks Connect (its own
+## environment) against a local Spark Connect server. It prints how long it took: about 13 minutes on
+## 2 cores from a fresh clone (the goal is 15).
 test:
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory test-main test-openai-latest test-databricks; status=$$?; \
@@ -57,7 +57,7 @@ test-quick: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not notebook and not spark and not browser and not databricks"
 
 test-main: $(STAMP) system-deps browser-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n logical --no-loadscope-reorder --durations=10
 
 $(LATEST)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(LATEST)

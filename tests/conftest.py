@@ -23,6 +23,35 @@ from rai_lab.exercise import LOADED, NEUTRAL, SYSTEM_PROMPT  # noqa: E402,F401 -
 
 STANDIN_KEY = "standin-test-key-0001"
 
+# `make test` runs the suite on every core (pytest-xdist). Each module is one unit of work, so its
+# module fixtures (a graded class, a Spark server, a browser) start once. The modules that grade
+# batches are one unit together: batches run one after another, as on an instructor's machine (each
+# batch's sandbox uses the same uids, and their tests look for what a batch left behind in /run and
+# in the process table). That unit is collected first, so it starts at once while the other modules
+# share the other cores.
+BATCH_MODULES = ("test_grading", "test_hostile_grading", "test_formgrader", "test_language", "test_batch_sandbox")
+
+
+def _unit(nodeid: str) -> str:
+    module = nodeid.split("::", 1)[0]
+    return "batches" if Path(module).stem in BATCH_MODULES else module
+
+
+@pytest.hookimpl(optionalhook=True)  # the environment of the newest openai has no xdist
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's loadscope, with a module as the scope and the batch modules as one."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _unit(nodeid)
+
+    return ModuleScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: _unit(item.nodeid) != "batches")  # stable: the rest keep their order
+
 
 @contextmanager
 def running_standin(*options: str, key: str = STANDIN_KEY):
@@ -42,6 +71,12 @@ def running_standin(*options: str, key: str = STANDIN_KEY):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def machine_cache(tmp_path_factory):
+    """The run's own machine cache (XDG_CACHE_HOME): nothing a grading test reads was left by an earlier run."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
 
 
 @pytest.fixture(scope="module")

@@ -102,6 +102,9 @@ def open_notebook(jupyter, scenario: str, lang: str):
     page.goto(f"{jupyter['url']}/lab/tree/{scenario}/responsible-ai-{lang}/responsible_ai.ipynb?reset&token={TOKEN}")
     page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=60_000)
     page.wait_for_function("document.querySelectorAll('.jp-NotebookPanel .jp-Cell').length > 40", timeout=60_000)
+    # Its kernel started and idle: before that, Run All can be clicked and do nothing (seen with both cores busy).
+    page.wait_for_selector(".jp-NotebookPanel:visible .jp-Notebook-ExecutionIndicator[data-status='idle']",
+                           timeout=120_000)
     return page
 
 
