@@ -40,8 +40,6 @@ class BatchServices:
 
         The JVM (about 10 s) starts while nbgrader prepares the course; `wait_batch` waits for it.
         """
-        shutil.rmtree(self.batch_logs, ignore_errors=True)
-        self.batch_logs.mkdir(parents=True)
         self.batch_dir = sandbox.batch_folder()
         state = self.batch_dir / "spark"
         state.mkdir()
