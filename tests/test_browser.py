@@ -129,8 +129,21 @@ def type_into(page, index: int, code: str) -> None:
 
 
 def run_all(page) -> None:
-    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-    page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    # With both cores busy, a click on Run All sometimes ran nothing (no cell queued, the notebook saved
+    # unrun two minutes later): click again until a cell has started or run.
+    for attempt in range(3):
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
+        try:
+            page.wait_for_function(
+                """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-InputPrompt')]
+                    .some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))""", timeout=30_000, polling=500)
+            break
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+            assert attempt < 2, "Run All started no cell, three times"
     # Done: no cell queued or running, and the kernel idle, for a moment.
     page.wait_for_function(
         """() => {
