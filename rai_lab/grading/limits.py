@@ -44,10 +44,10 @@ class ReferenceLimits:
         it), so another class of the same course does not time it again; --regrade times it again.
         """
         known = previous.get("reference") or {}
-        cached = self._reference_cache()
         if known.get("course") == self._course_digest():  # `previous` is empty with --regrade
             reference = known
         else:
+            cached = self._reference_cache()
             reference = None if self.regrade else _read_reference(cached)
             if reference is None:
                 reference = self._time_reference(worker)
