@@ -1,14 +1,27 @@
-"""Intake of learners' submissions: find, unpack, validate and redact them before anything runs."""
+"""Intake of learners' submissions: find, unpack, validate and redact them before anything runs.
+
+Every entry of the class folder becomes a Submission, so a row of grades.csv: graded, or with the reason
+it was not (`problem`, in the learner's language). Nothing outside the class folder is ever read: a
+symbolic link anywhere in a submission (an entry of the class folder, a file or folder inside a learner's
+folder, a zip member) refuses that submission, unfollowed. Files are opened through the class folder's
+descriptor one name at a time with O_NOFOLLOW (and O_NONBLOCK: a FIFO never blocks the grader), and the
+path the kernel gives each opened descriptor is checked to lie inside the class folder as a second guard.
+"""
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import json
+import os
 import re
+import stat
+import struct
 import unicodedata
 import shutil
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -23,11 +36,40 @@ from rai_lab.paths import NOTEBOOK, lab_notebook
 
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
 MAX_ZIP_BYTES = 50 * 1024 * 1024
+MAX_CASSETTE_BYTES = MAX_ZIP_BYTES
+MAX_ENTRIES = 10_000  # files and folders in one learner's folder or archive
+MAX_DEPTH = 32  # folders within folders
 KEPT_SUFFIXES = (".ipynb", ".yaml", ".yml")
+ACCEPTED_SUFFIXES = (".ipynb", ".zip")  # besides folders
+
+# Hidden entries. Every entry of the class folder gets a row, hidden ones too: ".Élodie.ipynb" is graded
+# like any notebook, ".notes" is refused as an unknown type, ".x" that is a link is refused as a link.
+# Only the clutter operating systems and Jupyter leave in folders is ignored, and only when it is not a
+# link: these exact names (at the top of the class folder, and inside learners' folders and archives,
+# where they are never taken as the notebook or the cassette), and macOS's AppleDouble companions
+# "._<name>", recognised by their magic number rather than by their name.
+CLUTTER = frozenset({".DS_Store", ".ipynb_checkpoints", "__MACOSX", ".Spotlight-V100", ".Trashes", ".fseventsd",
+                     ".localized", "Thumbs.db", "desktop.ini"})
+APPLEDOUBLE_MAGIC = b"\x00\x05\x16\x07"
+
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 
 def note(key: str, lang: str, **values) -> str:
     return say(f"intake.{key}", lang, **values)
+
+
+class Refused(Exception):
+    """Why a submission (or its cassette) is not taken: a text of the [intake] catalogue and its values."""
+
+    def __init__(self, key: str, **values):
+        super().__init__(key)
+        self.key, self.values = key, values
+
+    def say(self, lang: str) -> str:
+        values = {k: v.say(lang) if isinstance(v, Refused) else v for k, v in self.values.items()}
+        return note(self.key, lang, **values)
 
 
 @dataclass
@@ -59,81 +101,330 @@ def find_keys(text: str) -> list[str]:
     return sorted(found, key=len, reverse=True)
 
 
-def _safe_unzip(archive: Path, target: Path) -> None:
-    with zipfile.ZipFile(archive) as zf:
-        total = 0
-        for info in zf.infolist():
-            name = PurePosixPath(info.filename)
-            if info.is_dir() or name.suffix.lower() not in KEPT_SUFFIXES:
+def _shown(name: str) -> str:
+    """A file name as text (bytes that are not UTF-8 show as �)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _kind(mode: int) -> str:
+    for kind, test in (("link", stat.S_ISLNK), ("dir", stat.S_ISDIR), ("file", stat.S_ISREG), ("fifo", stat.S_ISFIFO),
+                       ("socket", stat.S_ISSOCK), ("device", stat.S_ISCHR), ("device", stat.S_ISBLK)):
+        if test(mode):
+            return kind
+    return "other"
+
+
+def _where(fd: int) -> str | None:
+    """The path the kernel gives an open descriptor (None without /proc)."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+
+
+def _appledouble(dir_fd: int, name: str) -> bool:
+    """A macOS AppleDouble companion ("._<name>", metadata the Finder leaves on other file systems)."""
+    if not name.startswith("._"):
+        return False
+    try:
+        fd = os.open(name, _FILE, dir_fd=dir_fd)
+    except OSError:
+        return False
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode) and os.read(fd, 4) == APPLEDOUBLE_MAGIC
+    finally:
+        os.close(fd)
+
+
+class _Tree:
+    """A folder read through its descriptor: nothing in it is followed, nothing outside it is read."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the instructor's own path: may be a link
+        self.real = (_where(self.fd) or os.path.realpath(path)).rstrip("/") or "/"
+
+    def __enter__(self) -> "_Tree":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)
+
+    def _inside(self, fd: int, parts: tuple[str, ...]) -> None:
+        """The second guard: what `fd` opened lies inside this folder (resolved), or Refused."""
+        where = _where(fd) or os.path.realpath(os.path.join(self.path, *parts))
+        if not (where == self.real or where.startswith(self.real.rstrip("/") + "/")):
+            os.close(fd)
+            raise Refused("outside", name=_shown("/".join(parts)))
+
+    def _open(self, parts: tuple[str, ...], flags: int) -> int:
+        """A descriptor of `parts` (names inside this folder), each name opened without following a link."""
+        fd = os.dup(self.fd)
+        try:
+            for index, name in enumerate(parts):
+                try:
+                    inner = os.open(name, flags if index == len(parts) - 1 else _DIR, dir_fd=fd)
+                finally:
+                    os.close(fd)
+                fd = inner
+        except OSError as err:
+            raise _unreadable(parts, err) from err
+        self._inside(fd, parts)
+        return fd
+
+    def open_file(self, parts: tuple[str, ...]):
+        """The regular file at `parts`, opened for reading (Refused if it is anything else)."""
+        handle = os.fdopen(self._open(parts, _FILE), "rb")
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):  # changed since it was listed: never read a FIFO or a device
+            handle.close()
+            raise Refused("special", name=_shown("/".join(parts)), kind=Refused(f"kind_{_kind(info.st_mode)}"))
+        return handle
+
+    def read(self, parts: tuple[str, ...], limit: int, too_big: str) -> bytes:
+        """The bytes of the regular file at `parts`; Refused(too_big) past `limit` bytes."""
+        with self.open_file(parts) as handle:
+            try:
+                data = handle.read(limit + 1)
+            except OSError as err:
+                raise _unreadable(parts, err) from err
+        if len(data) > limit:
+            raise Refused(too_big, limit=limit // (1024 * 1024))
+        return data
+
+    def survey(self, top: tuple[str, ...], name: str, listing: list) -> None:
+        """Everything under the folder `top` into `listing`, as [parts, kind, size, mtime, link target], following
+        nothing; Refused at the first link, special file, or past MAX_ENTRIES or MAX_DEPTH. `name` is what the
+        learner handed in, for the reasons."""
+        fd = self._open(top, _DIR)
+        try:
+            self._visit(fd, top, (), name, listing)
+        except OSError as err:
+            raise _unreadable(top, err) from err
+        finally:
+            os.close(fd)
+
+    def _visit(self, fd: int, top: tuple[str, ...], parts: tuple[str, ...], name: str, listing: list) -> None:
+        if len(parts) > MAX_DEPTH:
+            raise Refused("too_many_files", name=name, limit=MAX_ENTRIES, depth=MAX_DEPTH)
+        with os.scandir(fd) as found:
+            entries = sorted(found, key=lambda entry: entry.name)
+        for entry in entries:
+            info = entry.stat(follow_symlinks=False)
+            here, kind = (*parts, entry.name), _kind(info.st_mode)
+            target = _shown(os.readlink(entry.name, dir_fd=fd)) if kind == "link" else ""
+            if kind == "file" and _appledouble(fd, entry.name):
+                kind = "clutter"
+            listing.append([here, kind, info.st_size, info.st_mtime_ns, target])
+            path = _shown("/".join(here))
+            if len(listing) > MAX_ENTRIES:
+                raise Refused("too_many_files", name=name, limit=MAX_ENTRIES, depth=MAX_DEPTH)
+            if kind == "link":
+                raise Refused("link_inside", name=name, path=path)
+            if kind not in ("dir", "file", "clutter"):
+                raise Refused("special_inside", name=name, path=path, kind=Refused(f"kind_{kind}"))
+            if kind == "dir":
+                inner = os.open(entry.name, _DIR, dir_fd=fd)
+                self._inside(inner, (*top, *here))
+                try:
+                    self._visit(inner, top, here, name, listing)
+                finally:
+                    os.close(inner)
+
+
+def _unreadable(parts: tuple[str, ...], err: OSError) -> Refused:
+    code = errno.errorcode.get(err.errno or 0, str(err.errno))
+    return Refused("unreadable", name=_shown("/".join(parts)) or ".", error=code)
+
+
+def _pick(listing: list) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+    """The notebook (responsible_ai.ipynb first, else the first by name) and the cassette of a surveyed folder."""
+    files = [parts for parts, kind, *_ in listing if kind == "file" and not CLUTTER.intersection(parts)]
+    notebooks = sorted(p for p in files if PurePosixPath(p[-1]).suffix.lower() == ".ipynb")
+    preferred = [p for p in notebooks if p[-1] == NOTEBOOK]
+    cassette_files = sorted(p for p in files if PurePosixPath(p[-1]).suffix.lower() in (".yaml", ".yml"))
+    return (preferred or notebooks or [None])[0], (cassette_files[0] if cassette_files else None)
+
+
+# What a malformed archive makes zipfile raise while it is read (writing into the staging folder is not here:
+# a full disk is the grader's failure, never a learner's grade).
+ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError, ValueError,
+              zlib.error, struct.error, OSError, UnicodeDecodeError, IndexError, KeyError)
+
+
+def _unzip(handle) -> list[tuple[tuple[str, ...], bytes]]:
+    """The notebooks and cassettes of an archive, read in memory (at most MAX_ZIP_BYTES). Every member is checked,
+    kept or not: Refused when one is a link, a special file, encrypted, outside the archive, there twice."""
+    with zipfile.ZipFile(handle) as zf:
+        members = zf.infolist()
+        if len(members) > MAX_ENTRIES:
+            raise Refused("zip_too_many", limit=MAX_ENTRIES)
+        seen: set[str] = set()
+        kept, total = [], 0
+        for info in members:
+            name = info.filename
+            member = _shown(name)[:120]
+            mode = info.external_attr >> 16
+            if stat.S_ISLNK(mode):
+                raise Refused("zip_link", member=member)
+            if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):  # a FIFO, a device, a socket
+                raise Refused("zip_special", member=member)
+            path = PurePosixPath(name)
+            if (not path.parts or path.is_absolute() or ".." in path.parts or "\\" in name
+                    or re.match(r"[A-Za-z]:", name) or len(path.parts) > MAX_DEPTH):
+                raise Refused("zip_path", member=member)
+            if info.flag_bits & 0x1:
+                raise Refused("zip_encrypted", member=member)
+            # Two members with one name (or one name but for case or Unicode form): different tools would
+            # unpack a different one.
+            key = unicodedata.normalize("NFC", "/".join(path.parts)).casefold()
+            if key in seen:
+                raise Refused("zip_duplicate", member=member)
+            seen.add(key)
+            if info.is_dir() or path.suffix.lower() not in KEPT_SUFFIXES or CLUTTER.intersection(path.parts):
                 continue
-            if name.is_absolute() or ".." in name.parts or info.flag_bits & 0x1:
-                raise ValueError(f"refused member {info.filename!r}")
             total += info.file_size
             if total > MAX_ZIP_BYTES:
-                raise ValueError("more than 50 MB once unpacked")
-            destination = target.joinpath(*name.parts)
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(destination, "wb") as dst:
-                shutil.copyfileobj(src, dst, length=1024 * 1024)
+                raise Refused("zip_too_big", limit=MAX_ZIP_BYTES // (1024 * 1024))
+            kept.append((info, path.parts))
+        unpacked = []
+        for info, parts in kept:
+            data = zf.read(info)  # zipfile stops at the declared size and checks the CRC
+            if not (parts[-1].startswith("._") and data.startswith(APPLEDOUBLE_MAGIC)):
+                unpacked.append((parts, data))
+        return unpacked
 
 
-def _pick(folder: Path) -> tuple[Path | None, Path | None]:
-    notebooks = sorted(p for p in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
-    preferred = [p for p in notebooks if p.name == NOTEBOOK]
-    notebook = (preferred or notebooks or [None])[0]
-    cassette_files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".yaml", ".yml") and p.is_file())
-    return notebook, (cassette_files[0] if cassette_files else None)
+def _learner_ids(entries: list[tuple[str, os.stat_result, str]]) -> dict[str, str]:
+    """Each entry's learner id (learner_id of its name, its suffix dropped unless a folder), unique. What was graded
+    before every entry got a row (visible notebooks, archives and folders) takes its id first, in name order:
+    whatever lands beside a learner's submission (a PDF, a link, a hidden file) never renames that learner."""
+    def stem(name: str, kind: str) -> str:
+        suffix = "" if kind == "dir" else PurePosixPath(name).suffix
+        return name[: len(name) - len(suffix)]
 
+    def first(name: str, kind: str) -> bool:
+        accepted = kind == "dir" or (kind == "file" and PurePosixPath(name).suffix.lower() in ACCEPTED_SUFFIXES)
+        return accepted and not name.startswith(".")
 
-def collect(folder: Path, staging: Path, lang: str) -> list[Submission]:
-    """Every submission in `folder`, unpacked under `staging`, validated and redacted."""
-    staging.mkdir(parents=True, exist_ok=True)
-    submissions: list[Submission] = []
+    ordered = [e for e in entries if first(e[0], e[2])] + [e for e in entries if not first(e[0], e[2])]
+    ids: dict[str, str] = {}
     taken: set[str] = set()
-    for entry in sorted(folder.iterdir()):
-        if entry.name.startswith("."):
-            continue
-        stem = entry.name[: -len(entry.suffix)] if entry.is_file() else entry.name
-        if entry.is_file() and entry.suffix.lower() not in (".ipynb", ".zip"):
-            continue
-        learner = learner_id(stem)
+    for name, _, kind in ordered:
+        learner = learner_id(stem(name, kind))
         while learner in taken:
             learner += "_2"
         taken.add(learner)
-        sub = Submission(learner=learner, source=entry.name)
-        submissions.append(sub)
-        notebook, cassette_path = None, None
-        if entry.is_file() and entry.suffix.lower() == ".ipynb":
-            notebook = entry
-        elif entry.is_dir():
-            notebook, cassette_path = _pick(entry)
-        else:
-            unpacked = staging / "unzipped" / learner
-            shutil.rmtree(unpacked, ignore_errors=True)
+        ids[name] = learner
+    return ids
+
+
+def collect(folder: Path, staging: Path, lang: str) -> list[Submission]:
+    """Every entry of `folder`, unpacked under `staging`, validated and redacted: one Submission each (its
+    `problem` says why when it is not graded), but for the clutter of CLUTTER. Nothing in it is followed."""
+    staging.mkdir(parents=True, exist_ok=True)
+    with _Tree(folder) as tree:
+        entries = []
+        with os.scandir(tree.fd) as found:
+            for entry in sorted(found, key=lambda entry: entry.name):
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:  # gone since the folder was listed: nothing left to grade
+                    continue
+                kind = _kind(info.st_mode)
+                if (entry.name in CLUTTER and kind != "link") or (kind == "file" and _appledouble(tree.fd, entry.name)):
+                    continue
+                entries.append((entry.name, info, kind))
+        ids = _learner_ids(entries)
+        return [_take(tree, name, info, kind, ids[name], staging, lang) for name, info, kind in entries]
+
+
+def _take(tree: _Tree, name: str, info: os.stat_result, kind: str, learner: str, staging: Path,
+          lang: str) -> Submission:
+    """One entry of the class folder as a Submission, graded or with the reason it is not."""
+    shown = _shown(name)
+    sub = Submission(learner=learner, source=shown)
+    suffix = PurePosixPath(name).suffix.lower()
+    # What makes a refused entry's digest change when the entry does (a link's target text, never its content).
+    fingerprint: list = [kind, info.st_mode, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+    try:
+        if kind == "link":
             try:
-                if entry.stat().st_size > MAX_ZIP_BYTES:
-                    raise ValueError("larger than 50 MB")
-                _safe_unzip(entry, unpacked)
-            except (zipfile.BadZipFile, ValueError, OSError) as err:
-                sub.problem = note("bad_zip", lang, name=entry.name, reason=str(err)[:120])
-                continue
-            notebook, cassette_path = _pick(unpacked)
-        if notebook is None:
-            sub.problem = note("no_notebook", lang, name=entry.name)
-            continue
-        _take_notebook(sub, notebook, staging / learner, lang)
-        if sub.problem is None and cassette_path is not None:
-            _take_cassette(sub, cassette_path, staging / learner, lang)
-        sub.digest = _digest(sub)
-    return submissions
+                fingerprint.append(_shown(os.readlink(name, dir_fd=tree.fd)))
+            except OSError as err:
+                fingerprint.append(err.errno)
+            raise Refused("link", name=shown)  # its target is not shown: it may name a path of the grader's machine
+        if kind == "dir":
+            listing: list = []
+            fingerprint.append(listing)
+            tree.survey((name,), shown, listing)
+            if not any(item[1] == "file" for item in listing):
+                raise Refused("empty_folder", name=shown)
+            _take_files(sub, tree, (name,), listing, staging / learner, shown, lang)
+        elif kind == "file" and suffix == ".ipynb":
+            _take_notebook(sub, tree.read((name,), MAX_NOTEBOOK_BYTES, "too_big"), staging / learner, lang)
+        elif kind == "file" and suffix == ".zip":
+            _take_zip(sub, tree, name, staging, lang)
+        elif kind == "file":
+            raise Refused("unknown_type", name=shown)
+        else:  # a FIFO, a socket, a device: never opened (opening a FIFO would wait for a writer)
+            raise Refused("special", name=shown, kind=Refused(f"kind_{kind}"))
+    except Refused as refused:
+        sub.problem = refused.say(lang)
+    sub.digest = _digest(sub, fingerprint)
+    return sub
 
 
-def _take_notebook(sub: Submission, path: Path, target: Path, lang: str) -> None:
-    target.mkdir(parents=True, exist_ok=True)
-    if path.stat().st_size > MAX_NOTEBOOK_BYTES:
-        sub.problem = note("too_big", lang, limit=MAX_NOTEBOOK_BYTES // (1024 * 1024))
+def _take_zip(sub: Submission, tree: _Tree, name: str, staging: Path, lang: str) -> None:
+    shown = _shown(name)
+    try:
+        with tree.open_file((name,)) as handle:
+            if os.fstat(handle.fileno()).st_size > MAX_ZIP_BYTES:
+                raise Refused("zip_large", limit=MAX_ZIP_BYTES // (1024 * 1024))
+            members = _unzip(handle)
+    except Refused as refused:
+        raise Refused("bad_zip", name=shown, reason=refused) from None
+    except ZIP_ERRORS:
+        raise Refused("bad_zip", name=shown, reason=Refused("zip_unreadable")) from None
+    unpacked = staging / ".unzipped" / sub.learner  # learner ids never start with a dot
+    shutil.rmtree(unpacked, ignore_errors=True)
+    unpacked.mkdir(parents=True)
+    try:
+        for parts, data in members:
+            destination = unpacked.joinpath(*parts)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            if destination.exists():  # "a" and "a/b.ipynb": a file where a folder should be
+                raise Refused("bad_zip", name=shown, reason=Refused("zip_duplicate", member=_shown("/".join(parts))))
+            destination.write_bytes(data)
+        with _Tree(unpacked) as inner:
+            listing: list = []
+            inner.survey((), shown, listing)
+            _take_files(sub, inner, (), listing, staging / sub.learner, shown, lang)
+    except (NotADirectoryError, FileExistsError) as err:
+        raise Refused("bad_zip", name=shown, reason=Refused("zip_unreadable")) from err
+    finally:
+        shutil.rmtree(unpacked, ignore_errors=True)  # unredacted copies: the staged ones are redacted
+
+
+def _take_files(sub: Submission, tree: _Tree, top: tuple[str, ...], listing: list, target: Path, name: str,
+                lang: str) -> None:
+    """The notebook and the cassette of a surveyed folder (a learner's, or an unpacked archive)."""
+    notebook, cassette_parts = _pick(listing)
+    if notebook is None:
+        raise Refused("no_notebook", name=name)
+    _take_notebook(sub, tree.read((*top, *notebook), MAX_NOTEBOOK_BYTES, "too_big"), target, lang)
+    if sub.problem is not None or cassette_parts is None:
         return
-    raw = path.read_bytes()
+    try:
+        raw = tree.read((*top, *cassette_parts), MAX_CASSETTE_BYTES, "cassette_too_big")
+    except Refused as refused:
+        sub.notes.append(note("cassette_refused", lang, reason=refused.say(lang)))
+        return
+    _take_cassette(sub, raw, _shown(cassette_parts[-1]), target, lang)
+
+
+def _take_notebook(sub: Submission, raw: bytes, target: Path, lang: str) -> None:
+    target.mkdir(parents=True, exist_ok=True)
     try:
         text = raw.decode("utf-8")
         nb = nbformat.reads(text, as_version=4)
@@ -192,12 +483,16 @@ def _cell_text(nb) -> str:
     return "\n".join(parts)
 
 
-def _take_cassette(sub: Submission, path: Path, target: Path, lang: str) -> None:
+def _take_cassette(sub: Submission, raw: bytes, name: str, target: Path, lang: str) -> None:
+    handed = target / ".handed-in-cassette.yaml"  # the grader's own copy: loaded, then gone
+    handed.write_bytes(raw)
     try:
-        data = cassettes.load_safely(path)
-    except CassetteError as err:
-        sub.notes.append(note("cassette_refused", lang, reason=str(err).split(" (")[0][:150]))
+        data = cassettes.load_safely(handed)
+    except CassetteError:  # its text names the grader's copy, in French: say it in the learner's language
+        sub.notes.append(note("cassette_refused", lang, reason=note("cassette_not_yaml", lang, name=name)))
         return
+    finally:
+        handed.unlink(missing_ok=True)
     leaked = False
     for interaction in data["interactions"]:
         request = interaction.get("request") or {}
@@ -222,12 +517,16 @@ def _take_cassette(sub: Submission, path: Path, target: Path, lang: str) -> None
     copy = target / "cassette.yaml"
     copy.write_text(text, encoding="utf-8")
     sub.cassette = copy
-    sub.notes.append(note("cassette_used", lang, name=path.name))
+    sub.notes.append(note("cassette_used", lang, name=name))
 
 
-def _digest(sub: Submission) -> str:
+def _digest(sub: Submission, fingerprint: list) -> str:
+    """What the grader's cache compares: the staged files and the notes (as before every entry got a row, so
+    unchanged submissions keep their grade), and for a refused entry what it is on disk (`fingerprint`)."""
     sha = hashlib.sha256()
     for part in (sub.notebook, sub.cassette):
         sha.update(part.read_bytes() if part else b"-")
     sha.update(json.dumps([sub.problem, sub.notes]).encode())
+    if sub.problem is not None:
+        sha.update(json.dumps(fingerprint).encode())
     return sha.hexdigest()
