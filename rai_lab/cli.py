@@ -140,13 +140,30 @@ def cmd_record(args) -> int:
 
 def cmd_grade(args) -> int:
     from rai_lab import grading
+    from rai_lab.grading import stop
 
-    grader = grading.grade(
-        Path(args.submissions), args.assignment, Path(args.out),
-        work_dir=Path(args.work) if args.work else None, timeout=args.timeout,
-        cell_timeout=args.cell_timeout, progress=not args.no_progress, workers=args.workers, spark=args.batch_spark,
-        illustrations=args.run_illustrations, trusted=args.trusted, regrade=args.regrade,
-    )
+    # Ctrl-C, SIGTERM (timeout, a scheduler) and SIGHUP (a closed terminal) stop the batch in order: every process
+    # it started is killed, its /run folder removed, the grades already made kept; the same command resumes.
+    previous = stop.install()
+    grader = None
+    try:
+        grader = grading.Grader(
+            args.assignment, Path(args.out), work_dir=Path(args.work) if args.work else None, timeout=args.timeout,
+            cell_timeout=args.cell_timeout, workers=args.workers, spark=args.batch_spark,
+            illustrations=args.run_illustrations, trusted=args.trusted, regrade=args.regrade,
+        )
+        grader.outcomes = grader.run(Path(args.submissions), progress=not args.no_progress)
+    except stop.Stopped as stopped:
+        graded = len(getattr(grader, "saved_now", []))
+        again = "the same command again" + (" without --regrade" if args.regrade else "")
+        try:
+            print(f"\nrai-lab: stopped by {stopped.name}: {graded} learner{'s' if graded != 1 else ''} graded and kept; "
+                  f"run {again} to grade the rest", file=sys.stderr, flush=True)
+        except OSError:
+            pass  # the terminal is gone (SIGHUP)
+        return stopped.exit_status
+    finally:
+        stop.restore(previous)
     outcomes = grader.outcomes
     width = max([len(o.learner) for o in outcomes] + [7])
     print(f"{'learner':<{width}}  score    bonus  status   first note")

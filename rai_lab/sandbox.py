@@ -250,15 +250,81 @@ def unavailable(lang: str = "en") -> str | None:
     return None
 
 
+BATCH_PREFIX = "rai-lab-batch-"
+BATCH_OWNER = "owner"  # in a batch folder: "<pid> <start time>" of the process that made it (the grader)
+
+
 def batch_folder() -> Path:
     """A private folder for a batch's sockets and Spark state, outside the course tree and out of /tmp
-    (a sandbox's /tmp is its own tmpfs, emptied between learners)."""
+    (a sandbox's /tmp is its own tmpfs, emptied between learners).
+
+    It records its owner (this process), and the folders of graders that are gone are removed first: a grader
+    killed outright (SIGKILL, a power cut) could not remove its own."""
     import tempfile
 
     base = "/run" if os.geteuid() == 0 and os.access("/run", os.W_OK) else os.environ.get("XDG_RUNTIME_DIR")
-    folder = Path(tempfile.mkdtemp(prefix="rai-lab-batch-", dir=base if base and os.path.isdir(base) else None))
+    base = base if base and os.path.isdir(base) else None
+    remove_stale_batch_folders(Path(base or tempfile.gettempdir()))
+    folder = Path(tempfile.mkdtemp(prefix=BATCH_PREFIX, dir=base))
     os.chmod(folder, 0o711)
+    (folder / BATCH_OWNER).write_text(_process_mark(os.getpid()) or str(os.getpid()), encoding="utf-8")
     return folder
+
+
+def _process_mark(pid: int) -> str | None:
+    """"<pid> <start time>" of a live process (the start time tells a reused pid apart), or None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if stat[0] in ("Z", "X") else f"{pid} {stat[19]}"  # state, then field 22: start time in clock ticks
+
+
+def remove_stale_batch_folders(base: Path) -> list[Path]:
+    """Remove the batch folders under `base` whose owner is gone; return them.
+
+    Only a folder whose owner file names a process that no longer runs (or a pid now reused by another process)
+    is removed: a folder without one (made by an older kit, or being made this instant) is left alone, as is the
+    folder of any grader still running (another batch beside this one)."""
+    removed = []
+    for folder in base.glob(BATCH_PREFIX + "*"):
+        try:
+            owner = (folder / BATCH_OWNER).read_text(encoding="utf-8").split()
+            pid = int(owner[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        mark = _process_mark(pid)
+        if mark is not None and (len(owner) < 2 or mark.split()[1] == owner[1]):
+            continue  # its grader still runs
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def die_with_parent() -> None:
+    """This process ends as soon as the one that started it is gone, however it went (SIGKILL included); called
+    first thing by the processes `rai-lab grade` starts (its workers). What they start in bubblewrap goes with
+    them (--die-with-parent, and the end of the sandbox's PID namespace).
+
+    A watching thread, not PR_SET_PDEATHSIG: the kernel sends that signal when the *thread* that started the
+    process ends, and the grader starts a replacement worker from a grading thread that ends before the batch
+    does. If the grader (RAI_LAB_GRADER_PID) is already gone by the time this runs, this process leaves at once."""
+    import threading
+    import time
+
+    parent = os.getppid()
+    grader = os.environ.get("RAI_LAB_GRADER_PID", "")
+    if grader.isdigit() and _process_mark(int(grader)) is None:
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:  # an orphan is handed to init (or a subreaper): the parent is gone
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
 def netns_of(pid: int) -> list[str]:
@@ -308,6 +374,7 @@ def hold(spark_state: str | None, port: int | None = None) -> int:
     import json
     from pathlib import Path
 
+    die_with_parent()  # its starter gone, however it went, this process leaves (in its sandbox, the JVM goes too)
     from rai_lab import spark as spark_mod
     from rai_lab import sparkserver
 

@@ -29,7 +29,8 @@ STANDIN_KEY = "standin-test-key-0001"
 # batch's sandbox uses the same uids, and their tests look for what a batch left behind in /run and
 # in the process table). That unit is collected first, so it starts at once while the other modules
 # share the other cores.
-BATCH_MODULES = ("test_grading", "test_hostile_grading", "test_formgrader", "test_language", "test_batch_sandbox")
+BATCH_MODULES = ("test_grading", "test_hostile_grading", "test_formgrader", "test_language", "test_batch_sandbox",
+                 "test_stop")
 
 
 def _unit(nodeid: str) -> str:

@@ -170,6 +170,7 @@ def sealed_slot(tmp_path):
     from rai_lab import gradeworker
 
     batch = sandbox.batch_folder()
+    assert (batch / sandbox.BATCH_OWNER).read_text().split()[0] == str(os.getpid())  # no other grader removes it
     logs = tmp_path / "logs"
     logs.mkdir()
     sandbox.passwd_file(batch, {sandbox.UID_BASE + 1: "learner"})
@@ -188,6 +189,7 @@ def sealed_slot(tmp_path):
         import shutil
 
         shutil.rmtree(batch, ignore_errors=True)
+        assert not batch.exists()
 
 
 def _kernel(env: dict | None = None):

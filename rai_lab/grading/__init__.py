@@ -7,7 +7,8 @@ One concern per module:
 - `workers`: the grading worker processes (rai_lab.gradeworker), one learner at a time;
 - `limits`: the time limits, scaled from the reference run (timed once per course and machine);
 - `batch`: the Grader, which stages and grades a batch (and starts nothing when every grade is kept);
-- `reports`: grades.csv, nbgrader's export and the feedback pages.
+- `reports`: grades.csv, nbgrader's export and the feedback pages;
+- `stop`: SIGINT, SIGTERM and SIGHUP turned into an orderly stop (the grades made are kept).
 Submissions are read by `rai_lab.intake`; each learner's kernel runs in `rai_lab.sandbox`; checks
 are judged outside it by `rai_lab.sealed`.
 """

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -132,9 +134,37 @@ class CourseTree:
             return {}
 
     def _save_state(self, outcomes: list[Outcome]) -> None:
-        state = {"course": self._course_digest(), "reference": self.limits_used.get("reference"),
-                 "outcomes": [asdict(o) for o in outcomes]}
-        self.state_path.write_text(json.dumps(state, indent=1), encoding="utf-8")
+        """The whole batch's outcomes, at the end of a run (manual scores included)."""
+        with self._state_lock:
+            self._write_state([asdict(o) for o in outcomes])
+
+    # Each learner's grade is saved as soon as it is final, so that a batch stopped halfway keeps the grades it made
+    # and the next run grades only the rest; the grading threads save, one at a time.
+    _state_lock = threading.Lock()
+
+    def _begin_state(self, outcomes: dict[str, Outcome]) -> None:
+        """What this run's saves start from: the grades it keeps (and the unreadable submissions), nothing older."""
+        self._state_now = {learner: asdict(outcome) for learner, outcome in outcomes.items()}
+        self.saved_now: list[str] = []  # the learners graded and saved by this run
+
+    def _keep_outcome(self, outcome: Outcome) -> None:
+        """A learner's final grade, saved at once. Never once the batch is stopping (`self.stopping`, or a signal
+        received): a learner whose grading the stop interrupted must be graded again, not kept."""
+        from rai_lab.grading import stop
+
+        with self._state_lock:
+            if getattr(self, "stopping", False) or stop.requested() is not None:
+                return
+            self._state_now[outcome.learner] = asdict(outcome)
+            self._write_state(list(self._state_now.values()))
+            self.saved_now.append(outcome.learner)
+
+    def _write_state(self, outcomes: list[dict]) -> None:
+        """state.json, replaced whole (a temporary file, then a rename): a stop never leaves half of it."""
+        state = {"course": self._course_digest(), "reference": self.limits_used.get("reference"), "outcomes": outcomes}
+        partial = self.state_path.with_name(f".{self.state_path.name}.{os.getpid()}.tmp")
+        partial.write_text(json.dumps(state, indent=1), encoding="utf-8")
+        os.replace(partial, self.state_path)
 
 
 def default_work_dir(assignment: str, out_dir: Path) -> Path:
