@@ -26,8 +26,8 @@ CALLS_ONLY = {"calls_ten_made", "calls_prompts_in_order", "calls_system_prompt",
 # The variables each other check reads; the Azure environment variables are always in the snapshot.
 NEEDS = {
     "answers_lists": ("neutral_answers", "loaded_answers"),
-    "neutral_df_built": ("neutral_df", "neutral_answers"),
-    "loaded_df_built": ("loaded_df", "loaded_answers"),
+    "neutral_df_built": ("neutral_df",),
+    "loaded_df_built": ("loaded_df",),
     "bonus_samples_df": ("samples_df",),
     "bonus_representation": ("representation_df",),
 }
@@ -170,28 +170,35 @@ def answers_lists(ev: dict, ctx: dict) -> None:
             _fail("answers", lang, name=name, problem=_t("differs", lang, name=name) + note)
 
 
-def _dataframe(ev: dict, ctx: dict, name: str, column: str, source: str) -> None:
+def _dataframe(ev: dict, ctx: dict, name: str, column: str, source: str, prompts: list[str]) -> None:
+    """The DataFrame holds the answers the service gave this learner for `prompts`, in order: never the word of
+    the learner's own list (a list typed by hand, with no call behind it, scores nothing here)."""
     lang = ctx["lang"]
     value = _var(ev, name)
     if value.get("kind") != "spark_df":
         _fail("not_df", lang, name=name, kind=_kind(value))
+    if value.get("limit"):  # the grader's re-run of its plan went over a limit (rows, time): the reason says which
+        _fail("rerun_limit", lang, name=name, problem=value["limit"])
     found = [tuple(item) for item in value.get("columns") or []]
     if found != [(column, "string")]:
         _fail("columns", lang, name=name, column=column, found=found)
     rows = [row[0] if row else None for row in value.get("rows") or []]
-    expected = _value(ev, source)
-    count = len(expected) if isinstance(expected, list) else 0
+    expected = [call.get("answer") for call in _chat_calls(ctx) if _user_prompt(call) in prompts]
+    if not expected:
+        _fail("rows_no_calls", lang, name=name, found=len(rows))
     if "error" in value or rows != expected:
-        detail = _t("rows_differ", lang) if len(rows) == count else ""
-        _fail("rows", lang, name=name, count=count, source=source, found=len(rows), detail=detail)
+        detail = _t("rows_differ", lang) if len(rows) == len(expected) else ""
+        if "error" in value:
+            detail = f"({value['error']})"
+        _fail("rows", lang, name=name, count=len(expected), source=source, found=len(rows), detail=detail)
 
 
 def neutral_df_built(ev: dict, ctx: dict) -> None:
-    _dataframe(ev, ctx, "neutral_df", "neutral_answer", "neutral_answers")
+    _dataframe(ev, ctx, "neutral_df", "neutral_answer", "neutral_answers", NEUTRAL)
 
 
 def loaded_df_built(ev: dict, ctx: dict) -> None:
-    _dataframe(ev, ctx, "loaded_df", "loaded_answer", "loaded_answers")
+    _dataframe(ev, ctx, "loaded_df", "loaded_answer", "loaded_answers", LOADED)
 
 
 # -- Aller plus loin / going further (bonus) ------------------------------------------------------
@@ -244,6 +251,8 @@ def _frame(ev: dict, name: str, lang: str, fail) -> dict:
     value = _var(ev, name)
     if value.get("kind") != "spark_df":
         fail(_t("undefined", lang, name=name) if value.get("kind") == "undefined" else _kind(value))
+    if value.get("limit"):
+        fail(_t("rerun_limit", lang, name=name, problem=value["limit"]))
     if "error" in value:
         fail(value["error"])
     return value

@@ -173,6 +173,11 @@ def cmd_grade(args) -> int:
     limits = grader.limits_used
     graded, kept = grader.timings.get("graded", 0), grader.timings.get("kept", 0)
     print(f"sandbox: {grader.sandbox_summary}")
+    if graded:
+        print(f"spark: {grader.spark_summary}")
+    again = grader.timings.get("graded_again") or {}
+    if again:
+        print(f"graded again, alone: {len(again)} ({', '.join(f'{name}: {why}' for name, why in sorted(again.items()))})")
     if limits:
         print(f"time limits: {limits['cell']:g} s per cell, {limits['notebook']:g} s per notebook "
               f"(the solution ran in {limits['reference']['total_s']:.1f} s, its slowest cell "

@@ -202,7 +202,12 @@ class Slot:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from rai_lab.sandbox import die_with_parent
+
+    die_with_parent()  # killed with the grader, however it ends; the slot's bubblewrap dies with this worker
     settings = json.loads((argv or sys.argv[1:])[0])
+    if not Path(settings["ipc"]).is_dir():
+        return 1  # the batch's folder is gone: the batch was stopped while this worker started
     course_dir = Path(settings["course"]).resolve()
     assignment, lang = settings["assignment"], settings["lang"]
     results = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
@@ -210,63 +215,88 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(course_dir)
     slot = Slot(settings)
     slot.environment()
-    from rai_lab import replay, sandbox, sealed
+    from rai_lab import evidence, replay, sandbox, sealed
     from rai_lab import spark as spark_targets
+    from rai_lab.grading.slotspark import SlotSpark
 
     try:
-        sandbox.bring_loopback_up()  # the replay service listens on the batch's loopback
+        sandbox.bring_loopback_up()  # this worker's own network namespace: its replay service and Spark server
     except OSError:
         pass
+    spark = None
+    if settings.get("spark") == "shared":  # the slot's own Spark Connect server; its JVM starts while we import
+        spark = SlotSpark(slot.root, lang, slot.sealed, Path(settings["logs"]), slot.index, dict(os.environ))
+        spark.start()
     service = replay.ReplayService()
     slot.start()
-    spark = None
     reuse_relaxed_validators()
     from nbgrader.apps import NbGraderAPI
 
-    api = NbGraderAPI(config=load_config(course_dir))
-    results.write(json.dumps({"ready": True}) + "\n")
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        job = json.loads(line)
-        learner = job["learner"]
-        started = time.monotonic()
-        slot.ready_for_next()
-        seconds = {"slot": time.monotonic() - started}
-        if spark is None and settings.get("spark_remote"):  # the worker's own session, for learners' DataFrame plans
-            from pyspark.sql import SparkSession
+    if spark is not None:
+        spark.wait()
+    results.write(json.dumps({"ready": True, "spark": spark.url if spark else None}) + "\n")
+    api = None  # read once the grader has prepared the course (it does so while this worker starts)
+    from concurrent.futures import ThreadPoolExecutor
 
-            spark = SparkSession.builder.remote(settings["spark_remote"]).getOrCreate()
-        own = Path(job["cassette"]) if job.get("cassette") else None
-        url, session = service.open(lang, own)
-        os.environ[replay.REPLAY_ENV] = url
-        # The kernels' Spark target (rai_lab.spark.TARGETS): the batch's Connect server, or embedded.
-        remote = settings.get("spark_remote")
-        for name, value in spark_targets.target(remote or "local").kernel_env(remote).items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        sealed.JOB = run = sealed.Job(lang=lang, session=session, spark=spark, cell_limit=job["cell_limit"],
-                                      notebook_limit=job["notebook_limit"], max_output_bytes=slot.limits.output)
-        started = time.monotonic()
-        done = api.autograde(assignment, learner, force=True, create=True)
-        seconds["autograde"] = time.monotonic() - started
-        sealed.JOB = None
-        service.close(url)
-        log = (done.get("log") or "") + (done.get("error") or "")
-        autograded = course_dir / "autograded" / learner / assignment
-        if autograded.is_dir():
+    checking = ThreadPoolExecutor(max_workers=1)  # the slot server's check between learners
+    next_server = None  # its result: why it was started anew, or None
+    try:
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            job = json.loads(line)
+            learner = job["learner"]
+            if api is None:
+                api = NbGraderAPI(config=load_config(course_dir))
             started = time.monotonic()
-            feedback = api.generate_feedback(assignment, learner, force=True)
-            seconds["feedback"] = time.monotonic() - started
-            log += (feedback.get("log") or "") + (feedback.get("error") or "")
-        answer = {"learner": learner, "success": bool(done.get("success")), "log": log, "seconds": seconds,
-                  "stopped": run.stopped, "interrupted": run.interrupted, "verdicts": run.verdicts,
-                  "cells": run.seconds, "calls": len(session.calls)}
-        results.write(json.dumps(answer) + "\n")
-    slot.stop()
-    service.stop()
+            slot.ready_for_next()
+            seconds = {"slot": time.monotonic() - started}
+            restarted = None
+            if spark is not None:  # checked and cleaned after the last learner, while its feedback was written
+                started = time.monotonic()
+                restarted = next_server.result() if next_server else None
+                seconds["spark_wait"] = time.monotonic() - started
+                seconds.update({f"spark_{k}": v for k, v in spark.seconds.items()})
+            own = Path(job["cassette"]) if job.get("cassette") else None
+            url, session = service.open(lang, own)
+            os.environ[replay.REPLAY_ENV] = url
+            # The kernels' Spark target (rai_lab.spark.TARGETS): the slot's own Connect server, or embedded.
+            remote = spark.url if spark else None
+            for name, value in spark_targets.target(remote or "local").kernel_env(remote).items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            rerun = evidence.Rerun(url=spark.url, lang=lang, seconds=job["cell_limit"], stalled=spark.clear_python) \
+                if spark else None
+            sealed.JOB = run = sealed.Job(lang=lang, session=session, spark=rerun, cell_limit=job["cell_limit"],
+                                          notebook_limit=job["notebook_limit"], max_output_bytes=slot.limits.output)
+            started = time.monotonic()
+            done = api.autograde(assignment, learner, force=True, create=True)
+            seconds["autograde"] = time.monotonic() - started
+            sealed.JOB = None
+            service.close(url)
+            spark_failed = spark.failed_during() if spark else False
+            if spark is not None:  # ready the server for the next learner while this one's feedback is written
+                next_server = checking.submit(spark.ready_for_next)
+            log = (done.get("log") or "") + (done.get("error") or "")
+            autograded = course_dir / "autograded" / learner / assignment
+            if autograded.is_dir():
+                started = time.monotonic()
+                feedback = api.generate_feedback(assignment, learner, force=True)
+                seconds["feedback"] = time.monotonic() - started
+                log += (feedback.get("log") or "") + (feedback.get("error") or "")
+            answer = {"learner": learner, "success": bool(done.get("success")), "log": log, "seconds": seconds,
+                      "stopped": run.stopped, "interrupted": run.interrupted, "verdicts": run.verdicts,
+                      "cells": run.seconds, "calls": len(session.calls), "rerun_stopped": rerun.timeouts if rerun else 0,
+                      "spark_failed": spark_failed, "spark_restarted": restarted}
+            results.write(json.dumps(answer) + "\n")
+    finally:
+        slot.stop()
+        checking.shutdown(wait=True, cancel_futures=True)
+        if spark is not None:
+            spark.stop()
+        service.stop()
     return 0
 
 

@@ -1,12 +1,13 @@
-"""The grading sandbox: bubblewrap around every learner's kernel and the batch's Spark server.
+"""The grading sandbox: bubblewrap around every learner's kernel and every worker's Spark server.
 
-`rai-lab grade` starts the batch's Spark Connect server (`hold`) in a bubblewrap sandbox with a
-network namespace of its own, where only its loopback exists; its grading workers join that
-namespace, and each runs its learners' kernels in a sandbox of its own slot (`bwrap_command`):
-own PID, mount, IPC and UTS namespaces, an unprivileged uid, an allowlist environment, the system
-and the kit read-only, a private tmpfs for /tmp and the learner's folder, and no view of the course,
-the other learners, the grades or the instructor's home. Inside, the kernel also refuses, in Python,
-every connection that is not to the loopback, so that a learner who tries the network reads why.
+`rai-lab grade` starts each grading worker in a network namespace of its own (`unshare -n`), where
+only its loopback exists; there the worker starts its Spark Connect server in a bubblewrap sandbox
+(`rai_lab.grading.slotspark`), and runs its learners' kernels in a sandbox of its own slot
+(`bwrap_command`): own PID, mount, IPC and UTS namespaces, an unprivileged uid, an allowlist
+environment, the system and the kit read-only, a private tmpfs for /tmp and the learner's folder,
+and no view of the course, the other learners, the grades or the instructor's home. Inside, the
+kernel also refuses, in Python, every connection that is not to the loopback, so that a learner who
+tries the network reads why.
 """
 
 from __future__ import annotations
@@ -31,8 +32,6 @@ class NetworkRefused(PermissionError):
     """A connection the grading sandbox refuses."""
 
 
-# The batch server's Spark settings beyond sparkserver's own.
-BATCH_SPARK_CONF = {"spark.sql.codegen.wholeStage": "false", "spark.driver.memory": "640m"}
 
 
 def bring_loopback_up() -> None:
@@ -327,11 +326,6 @@ def die_with_parent() -> None:
     threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
-def netns_of(pid: int) -> list[str]:
-    """The command prefix that runs a process in the network namespace of process `pid` (root only)."""
-    return [shutil.which("nsenter") or "nsenter", f"--net=/proc/{pid}/ns/net", "--"]
-
-
 def unshare_prefix() -> list[str]:
     """--trusted: a network namespace of its own with unshare, when the machine allows it, or []."""
     tool = shutil.which("unshare")
@@ -360,58 +354,3 @@ def join_prefix(pid: int) -> list[str]:
         if done.returncode == 0:
             return prefix
     return []
-
-
-def hold(spark_state: str | None, port: int | None = None) -> int:
-    """Keep a batch's network namespace open (and its Spark Connect server running) until stdin closes.
-
-    `rai-lab grade` starts this in a bubblewrap sandbox with a network namespace of its own (with
-    `unshare -n` under --trusted); the grading workers join the namespace with nsenter, and their
-    sandboxes inherit it, so that kernels reach this one server on its loopback and nothing else.
-    Prints a JSON line once the namespace is ready ({"namespace": pid}), then, once the Spark
-    server answers, {"ready": true, "spark": "sc://127.0.0.1:PORT" or null} or {"error": "..."}.
-    """
-    import json
-    from pathlib import Path
-
-    die_with_parent()  # its starter gone, however it went, this process leaves (in its sandbox, the JVM goes too)
-    from rai_lab import spark as spark_mod
-    from rai_lab import sparkserver
-
-    try:
-        bring_loopback_up()
-    except OSError:
-        pass
-    print(json.dumps({"namespace": os.getpid()}), flush=True)
-    state = Path(spark_state) if spark_state else None
-    url = None
-    try:
-        if state:
-            # A batch lasts minutes: the JIT's quick tier only, which leaves the 2 cores to the kernels; the
-            # serial collector and a 640 MB heap (BATCH_SPARK_CONF), which keep the JVM near 600 MB (G1 and the
-            # default heap: 850 MB); and no whole-stage code generation, whose compile time the lab's small
-            # queries never win back.
-            options = os.environ.get("RAI_LAB_BATCH_JAVA_OPTIONS", spark_mod.SMALL_DATA_JAVA_OPTIONS)
-            url = sparkserver.start(port=port or sparkserver.DEFAULT_PORT, state=state, java_options=options,
-                                    conf=BATCH_SPARK_CONF).url
-    except Exception as err:  # noqa: BLE001 - reported to the grader, which says it to the instructor
-        print(json.dumps({"error": f"{type(err).__name__}: {err}"}), flush=True)
-        return 1
-    print(json.dumps({"ready": True, "spark": url}), flush=True)
-    try:
-        sys.stdin.read()  # EOF when the grader ends, however it ends
-    finally:
-        if state:
-            sparkserver.stop(state)
-    return 0
-
-
-def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] != ["hold"]:
-        sys.exit("usage: python -m rai_lab.sandbox hold [SPARK_STATE PORT]")
-    sys.exit(hold(argv[1] if len(argv) > 1 else None, int(argv[2]) if len(argv) > 2 else None))
-
-
-if __name__ == "__main__":
-    main()

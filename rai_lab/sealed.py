@@ -40,7 +40,7 @@ class Job:
     session: object  # rai_lab.replay.Session: the calls served to this learner, and its deployment
     cell_limit: float
     notebook_limit: float
-    spark: object = None  # the worker's own Spark Connect session on the batch's server (None: --spark local)
+    spark: object = None  # rai_lab.evidence.Rerun: where DataFrame plans are re-run (None: --batch-spark local)
     max_output_bytes: int = 20 << 20
     stopped: dict | None = None  # {"reason", "cell", "message"}
     interrupted: list = field(default_factory=list)  # a message per cell stopped at the cell limit

@@ -23,22 +23,25 @@ PROBE = (
 )
 
 
+HOLD = "from rai_lab import sandbox\nsandbox.bring_loopback_up()\nprint('ready', flush=True)\nimport sys\nsys.stdin.read()"
+
+
 @pytest.fixture
 def holder():
-    """`rai_lab.sandbox hold` in a namespace of its own, without Spark."""
+    """A process in a network namespace of its own, as each grading worker is (unshare -n), without Spark."""
     prefix = sandbox.unshare_prefix()
     assert prefix, "this machine allows network namespaces (see test_kernels_get_a_network_namespace_here)"
-    process = subprocess.Popen([*prefix, sys.executable, "-m", "rai_lab.sandbox", "hold"], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, text=True)
-    assert "namespace" in json.loads(process.stdout.readline())
-    assert json.loads(process.stdout.readline()) == {"ready": True, "spark": None}
+    process = subprocess.Popen([*prefix, sys.executable, "-c", HOLD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               text=True)
+    assert process.stdout.readline().strip() == "ready"
     yield process
     process.stdin.close()
     assert process.wait(timeout=30) == 0
 
 
-def test_the_batch_namespace_has_its_own_loopback_and_no_way_out(holder):
-    """Kernels that join it reach a server inside it; the host's loopback and the outside are not there."""
+def test_a_workers_namespace_has_its_own_loopback_and_no_way_out(holder):
+    """Kernels in it reach a server inside it (the worker's Spark server, its replay service); the host's loopback and
+    the outside are not there."""
     join = sandbox.join_prefix(holder.pid)
     assert join and os.path.basename(join[0]) == "nsenter"
     server = subprocess.Popen([*join, sys.executable, "-c",

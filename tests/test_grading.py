@@ -44,7 +44,8 @@ EXPECTED = {
     "api-version-latest": (14, 4, "graded", ["env_api_version"], None),
     "loaded-first": (13, 4, "graded", ["calls_prompts_in_order"], None),
     "nine-calls": (11, 4, "graded", ["calls_ten_made", "calls_prompts_in_order"], None),
-    "answers-uppercased": (13, 4, "graded", ["answers_lists"], None),
+    # the DataFrames hold the uppercased lists, not the answers received: they score 0 too
+    "answers-uppercased": (9, 4, "graded", ["answers_lists", "neutral_df_built", "loaded_df_built"], None),
     "no-system-prompt": (14, 0, "graded", ["calls_system_prompt", *BONUS], "depuis votre propre cassette"),
     "max-tokens-50": (14, 0, "graded", ["calls_deployment_max_tokens", *BONUS], "depuis votre propre cassette"),
     "neutral-column-renamed": (13, 4, "graded", ["neutral_df_built"], None),
@@ -87,14 +88,16 @@ def graded_class(tmp_path_factory):
     return out, work, done.stdout
 
 
-def test_the_class_is_graded_in_parallel_on_one_shared_spark_server(graded_class):
-    """The default batch: --workers = the cores, one Spark Connect server, warm kernels in each worker's sandbox."""
+def test_the_class_is_graded_in_parallel_each_worker_with_its_own_spark_server(graded_class):
+    """The default batch: --workers = the cores, each with its own Spark Connect server and warm kernels in its
+    sandbox."""
     _, work, stdout = graded_class
     timings = json.loads((work / "logs" / "batch" / "timings.json").read_text())
     assert (timings["workers"], timings["spark"]) == (os.cpu_count(), "shared")
     assert timings["sandbox"] == "bubblewrap, uid 61001+, loopback only" and "sandbox: bubblewrap" in stdout
     assert timings["graded"] == len(EXPECTED) - 2  # the two unreadable submissions never reach nbgrader
-    assert list((work / "logs" / "batch" / "spark").glob("*SparkConnectServer*.out"))  # the batch's one server ran
+    servers = {path.parent.name for path in (work / "logs" / "batch").glob("spark-*/*SparkConnectServer*.out")}
+    assert servers == {f"spark-{index}" for index in range(os.cpu_count())}  # each worker's own server ran
     assert_batch_gone(Path(timings["batch_dir"]))
 
 

@@ -89,6 +89,26 @@ def test_dataframe_and_answer_checks_compare_with_what_was_received():
     assert "n'est pas défini" in verdict("answers_lists", snapshot(), context(LAB_CALLS, lang="fr"))
 
 
+def test_dataframes_hold_the_answers_served_not_the_learners_own_lists():
+    """Does a DataFrame filled from lists typed by hand, with no call behind them, score nothing?"""
+    typed = snapshot(neutral_answers=ANSWERS[:5], neutral_df=frame("neutral_answer", ANSWERS[:5]))
+    message = verdict("neutral_df_built", typed, context([]))
+    assert "no successful call was recorded" in message and "typed by hand do not count" in message
+    assert "tapées à la main" in verdict("neutral_df_built", typed, context([], lang="fr"))
+    # Rows that match the learner's list but not what the service gave them fail too.
+    other = snapshot(loaded_answers=["made up"] * 5, loaded_df=frame("loaded_answer", ["made up"] * 5))
+    assert "must hold the 5 answers of loaded_answers" in verdict("loaded_df_built", other, context(LAB_CALLS))
+    # The answers served are what counts, whatever the learner's list says.
+    served = snapshot(neutral_answers=["whatever"], neutral_df=frame("neutral_answer", ANSWERS[:5]))
+    assert verdict("neutral_df_built", served, context(LAB_CALLS)) == "passed"
+
+
+def test_a_dataframe_over_a_rerun_limit_fails_with_the_limit_named():
+    over = {"kind": "spark_df", "limit": "this DataFrame has more than 1000 rows, the most the grader reads"}
+    assert "more than 1000 rows" in verdict("neutral_df_built", snapshot(neutral_df=over), context(LAB_CALLS))
+    assert "more than 1000 rows" in verdict("loaded_df_built", snapshot(loaded_df=over), context(LAB_CALLS))
+
+
 def test_intake_takes_good_notebooks_and_refuses_bad_ones_with_a_reason(tmp_path):
     folder, staging = tmp_path / "class", tmp_path / "staging"
     folder.mkdir()

@@ -1,12 +1,15 @@
 """`rai-lab grade`'s batch: nbgrader autograde of a folder of submissions, offline, time-limited, sandboxed.
 
-The course tree lives in a work folder outside the repository. A batch starts one Spark Connect
-server inside a network namespace of its own (`rai_lab.sandbox hold`); `--workers` processes
-(`rai_lab.gradeworker`) each run nbgrader's autograde and feedback for one learner after
-another, and every learner's kernel joins that namespace: it reaches the batch's Spark server on
-the namespace's loopback and nothing else. Kernels get no secret in their environment, a
-notebook has a time limit (its worker is killed and replaced), and one broken submission never
-stops the others. `--batch-spark local` gives each kernel its own embedded Spark and namespace instead.
+The course tree lives in a work folder outside the repository. `--workers` processes
+(`rai_lab.gradeworker`) each run nbgrader's autograde and feedback for one learner after another,
+each in a network namespace of its own with its own Spark Connect server
+(`rai_lab.grading.slotspark`): a learner's kernel reaches that server, on the namespace's loopback,
+and nothing else, and the server is checked (and started anew when it must be) before the next
+learner. Kernels get no secret in their environment, a notebook has a time limit (its worker is
+killed and replaced), and one broken submission never stops the others. A learner whose grading
+something may have disturbed (a time limit, a Spark server that stopped, a worker that died) is
+graded again at the end, alone; a failure on the grader's side is never kept as a grade.
+`--batch-spark local` gives each kernel its own embedded Spark instead.
 """
 
 from __future__ import annotations
@@ -16,15 +19,15 @@ import math
 import os
 import shutil
 import queue
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 from rai_lab import cassette as cassettes
-from rai_lab import intake, paths, sandbox
+from rai_lab import evidence, intake, paths, sandbox
 from rai_lab.errors import RaiLabError
+from rai_lab.grading import slotspark
 from rai_lab.grading.course import CourseTree, default_work_dir
 from rai_lab.grading.limits import ReferenceLimits
 from rai_lab.grading.reports import Reports
@@ -54,7 +57,8 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
         self.timeout, self.cell_timeout = timeout, cell_timeout  # None: scaled from the reference run
         self.illustrations = illustrations  # also run the cells no check reads (tag rai-lab-illustration)
         if spark not in ("shared", "local"):
-            raise RaiLabError(f"--batch-spark must be 'shared' (one Spark Connect server for the batch) or 'local', not {spark!r}")
+            raise RaiLabError(f"--batch-spark must be 'shared' (a Spark Connect server per worker, shared by its "
+                              f"learners one after another) or 'local', not {spark!r}")
         self.spark = spark
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.trusted, self.regrade = trusted, regrade
@@ -66,10 +70,9 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
         self.state_path = self.work / "state.json"
         self.batch_logs = self.work / "logs" / "batch"  # the last batch's server, workers and timings
         self.spark_url: str | None = None
-        self.holder: subprocess.Popen | None = None  # the batch's network namespace (and Spark server)
-        self.namespace_pid: int | None = None  # a process inside that namespace
-        self.join: list[str] = []  # how a worker joins it
-        self.batch_dir: Path | None = None  # sockets and the Spark server's state, outside the course tree
+        self.join: list[str] = []  # the prefix that gives a worker a network namespace of its own
+        self.private_netns = False
+        self.batch_dir: Path | None = None  # sockets and the slots' Spark state, outside the course tree
         self.limits_used: dict = {}
         # Where a batch's time goes, written to <work>/logs/batch/timings.json (benchmarks/grading.py reads it).
         self.timings: dict = {"notebooks": {}, "worker_start_s": []}
@@ -84,6 +87,16 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
         if self.trusted:
             return "none (--trusted: learners' code ran with the grader's rights)"
         return f"bubblewrap, uid {sandbox.UID_BASE + 1}+, loopback only"
+
+    @property
+    def spark_summary(self) -> str:
+        """What the summary says of the Spark servers and of the limits on re-running a learner's DataFrames."""
+        if self.spark == "local":
+            return "embedded in each kernel (--batch-spark local)"
+        rerun = f"{evidence.RERUN_ROWS} rows and {self.limits_used['cell']:g} s" if self.limits_used.get("cell") \
+            else f"{evidence.RERUN_ROWS} rows and the cell limit"
+        return (f"a Spark Connect server per worker ({self.workers}), each with a {slotspark.HEAP}B heap and "
+                f"{slotspark.PYTHON_WORKER_MEMORY}B per Python worker (UDF); a DataFrame re-run reads at most {rerun}")
 
     # -- one learner ---------------------------------------------------------------------------------------
     def new_outcome(self, sub: intake.Submission) -> Outcome:
@@ -100,8 +113,13 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
         return {"learner": sub.learner, **self._stage(sub), "cell_limit": self.limits_used["cell"],
                 "notebook_limit": self.limits_used["notebook"]}
 
-    def conclude(self, sub: intake.Submission, outcome: Outcome, returncode: int, answer: dict) -> Outcome:
-        """Read nbgrader's grades for one learner and say why, if something stopped the notebook."""
+    def conclude(self, sub: intake.Submission, outcome: Outcome, returncode: int, answer: dict,
+                 alone: bool = True) -> Outcome:
+        """Read nbgrader's grades for one learner and say why, if something stopped the notebook.
+
+        A worker that died is the grader's failure, never the learner's: such an outcome is `provisional` (not kept
+        by the next run). A Spark server that stopped while the learner was graded alone was stopped by their code.
+        """
         log = cassettes.redact(answer.get("log") or "", sub.secrets)
         logs = self.work / "logs"
         logs.mkdir(exist_ok=True)
@@ -116,11 +134,17 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
             why = reason("failed", self.lang, detail=_last_error(log))
         else:
             why = None
-        for note in reversed([why, *(answer.get("interrupted") or [])]):
+        spark = reason("spark_stopped", self.lang) if answer.get("spark_failed") and alone else None
+        for note in reversed([spark, why, *(answer.get("interrupted") or [])]):
             if note:
                 outcome.notes.insert(0, cassettes.redact(note, sub.secrets))
         outcome.stopped = stopped.get("reason", "killed" if returncode == -9 else "")
-        if graded is None or returncode == -9:
+        if returncode not in (0, -9):  # the worker died or did not start: nothing of the learner's can do that
+            outcome.provisional = True
+            outcome.notes.insert(0, reason("provisional", self.lang))
+        elif graded is None and returncode == 0:  # nbgrader wrote no grade (a full disk?): not kept, tried again
+            outcome.provisional = True
+        if graded is None or returncode == -9 or outcome.provisional:
             outcome.status = "failed"
             return outcome
         outcome.checks.update(graded)
@@ -145,24 +169,36 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
         self.kept = 0
         for sub in submissions:
             cached = kept.get(sub.learner)
-            if cached and cached.get("digest") == sub.digest and cached.get("sandbox") == self.sandbox_kind:
+            if cached and cached.get("digest") == sub.digest and cached.get("sandbox") == self.sandbox_kind \
+                    and not cached.get("provisional"):
                 outcomes[sub.learner] = Outcome(**cached)
                 self.kept += 1
             elif sub.problem:
                 outcomes[sub.learner] = self.new_outcome(sub)
             else:
                 pending.append(sub)
+        from rai_lab.grading import stop
+
+        # Each learner's grade is saved once it is final (`_keep_outcome`): a stopped batch keeps them, the next run
+        # grades only the rest. The processes this grader starts die with it, even if it is killed (die_with_parent).
+        self._begin_state(outcomes)
+        self.stopping = False
+        os.environ["RAI_LAB_GRADER_PID"] = str(os.getpid())
         workers: list[_Worker] = []
         try:
             if pending:  # nothing to run (every grade kept): no Spark server, no worker, no reference run
-                self.start_batch()  # the JVM starts while nbgrader prepares the course
+                self.start_batch()
+                # Which /run folder is this batch's (the tests check that it is gone, and nothing of it runs).
+                self.timings["batch_dir"] = str(self.batch_dir)
+                (self.batch_logs / "batch.json").write_text(json.dumps(
+                    {"pid": os.getpid(), "batch_dir": str(self.batch_dir)}), encoding="utf-8")
+                self.course.mkdir(parents=True, exist_ok=True)
+                # Workers start (their Spark server, nbgrader, their sandbox) while nbgrader prepares the course.
+                workers = [_Worker(self, index) for index in range(min(self.workers, len(pending)))]
             self.prepare()
             self.timings["prepare_and_intake_s"] = time.monotonic() - clock
             if pending:
-                # Workers start (importing nbgrader, warming their sandbox) while the JVM starts.
-                workers = [_Worker(self, index) for index in range(min(self.workers, len(pending)))]
-                if self.spark == "shared":
-                    self.wait_batch()
+                workers[0].wait_ready()
                 self.timings["spark_server_ready_s"] = time.monotonic() - clock
                 self.reference = self.reference_limits(workers[0], previous)
                 self.timings["reference_s"] = time.monotonic() - clock - self.timings["spark_server_ready_s"]
@@ -172,12 +208,19 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
                 self.timings["grading_s"] = time.monotonic() - started
             elif previous.get("reference"):
                 self.reference = self._set_limits(previous["reference"])  # for the summary and the state
+        except BaseException:
+            # A stop (SIGINT, SIGTERM, SIGHUP: rai_lab.grading.stop) or a failure: no grade is saved from now on
+            # (a learner the stop interrupted is graded again next time), and what runs is killed, not waited for.
+            self.stopping = True
+            raise
         finally:
-            for worker in workers:
-                worker.close()
-            started = time.monotonic()
-            self.stop_batch()
-            self.timings["spark_server_stop_s"] = time.monotonic() - started
+            with stop.deferred():  # a signal now waits until every process is gone and the /run folder removed
+                for worker in workers:
+                    if worker is not None:  # None: a grading thread's worker that died and was not replaced
+                        worker.kill() if self.stopping else worker.close()
+                started = time.monotonic()
+                self.stop_batch()
+                self.timings["spark_server_stop_s"] = time.monotonic() - started
         started = time.monotonic()
         ordered = [self._with_manual_scores(outcomes[sub.learner]) for sub in submissions]
         self._forget_removed({o.learner for o in ordered})
@@ -191,43 +234,74 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
         return ordered
 
     def _grade_all(self, pending: list[intake.Submission], progress: bool, workers: list) -> list[Outcome]:
+        """Grade every pending learner on the workers; then, alone on one worker, each learner whose grading
+        something may have disturbed (`disturbed`): that second grading is theirs alone, and it is the one kept."""
         from tqdm import tqdm
 
         jobs: queue.Queue = queue.Queue()
         for sub in pending:
             jobs.put(sub)
-        results: list[Outcome] = []
+        results: dict[str, Outcome] = {}
+        again: list[intake.Submission] = []
         lock = threading.Lock()
         bar = tqdm(total=len(pending), desc="grading", unit="notebook", disable=not progress, file=sys.stderr)
 
+        def grade_one(index: int, sub: intake.Submission, alone: bool) -> None:
+            with lock:
+                if self.stopping:
+                    return
+                if workers[index] is None:  # under the lock: a stop sees every worker there is, and kills it
+                    workers[index] = _Worker(self, index)
+            outcome = self.new_outcome(sub)
+            started = time.monotonic()
+            returncode, answer = workers[index].grade(self.job(sub), self.limits_used["notebook"] + WORKER_GRACE)
+            seconds = {**(answer.get("seconds") or {}), "total": time.monotonic() - started}
+            if returncode != 0:
+                workers[index] = None  # killed at the limit, or died: the next learner gets a fresh one
+            why = disturbed(returncode, answer)
+            outcome = self.conclude(sub, outcome, returncode, answer, alone=alone)
+            with lock:
+                self.timings["notebooks"][sub.learner + (" (alone)" if alone else "")] = seconds
+                results[sub.learner] = outcome
+                if why and not alone:
+                    again.append(sub)
+                    self.timings.setdefault("graded_again", {})[sub.learner] = why
+                else:
+                    self._keep_outcome(outcome)  # final: saved now, kept if the batch is stopped
+                    bar.set_postfix_str(sub.learner)
+                    bar.update()
+
         def serve(index: int) -> None:
-            while True:
+            while not self.stopping:  # stopped: no new learner, no new worker
                 try:
                     sub = jobs.get_nowait()
                 except queue.Empty:
                     return
-                if workers[index] is None:
-                    workers[index] = _Worker(self, index)
-                outcome = self.new_outcome(sub)
-                started = time.monotonic()
-                returncode, answer = workers[index].grade(self.job(sub), self.limits_used["notebook"] + WORKER_GRACE)
-                seconds = {**(answer.get("seconds") or {}), "total": time.monotonic() - started}
-                if returncode != 0:
-                    workers[index] = None  # killed at the limit, or died: the next learner gets a fresh one
-                outcome = self.conclude(sub, outcome, returncode, answer)
-                with lock:
-                    self.timings["notebooks"][sub.learner] = seconds
-                    results.append(outcome)
-                    bar.set_postfix_str(sub.learner)
-                    bar.update()
+                grade_one(index, sub, alone=len(workers) == 1)
 
         threads = [threading.Thread(target=serve, args=(i,), daemon=True) for i in range(len(workers))]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        for sub in sorted(again, key=lambda item: item.learner):  # every other worker is idle now
+            grade_one(0, sub, alone=True)
         bar.close()
-        return results
+        return [results[sub.learner] for sub in pending]
+
+
+def disturbed(returncode: int, answer: dict) -> str | None:
+    """Why a learner's grading may owe something to the rest of the batch (CPU taken by other slots, a service
+    of the grader's), so that it is done again alone; None when it cannot."""
+    if returncode != 0:
+        return "worker killed at the limit" if returncode == -9 else "worker stopped"
+    if answer.get("spark_failed"):
+        return "Spark server stopped"
+    if (answer.get("stopped") or {}).get("reason"):
+        return str(answer["stopped"]["reason"])
+    if answer.get("interrupted"):
+        return "cell time limit"
+    return None  # a DataFrame re-run stopped at its limit is not: its plan ran alone on the learner's own server
 
 
 def grade(submissions: Path, assignment: str, out_dir: Path, work_dir: Path | None = None, timeout: float | None = None,

@@ -30,6 +30,7 @@ class Outcome:
     digest: str = ""
     sandbox: str = "bubblewrap"  # or "none" (--trusted)
     stopped: str = ""  # what stopped the notebook: notebook_time_limit, interrupt_ignored, kernel_crashed, killed
+    provisional: bool = False  # a failure on the grader's side: never kept, graded again by the next run
 
 
 @functools.cache

@@ -44,16 +44,22 @@ class _Worker:
                 except ValueError:
                     continue
 
-    def grade(self, job: dict, timeout: float) -> tuple[int, dict]:
-        """(0, the worker's answer) when nbgrader finished; (-9, ...) when killed at the limit; (1, ...) if it died."""
+    def wait_ready(self) -> bool:
+        """Wait for the worker's first line: its Spark server answers, nbgrader is imported, its sandbox is warm."""
         if not self.ready:
             started = time.monotonic()
-            answer = self._read(time.monotonic() + 180)
+            answer = self._read(time.monotonic() + 300)
             self.grader.timings["worker_start_s"].append(time.monotonic() - started)
             if not answer or not answer.get("ready"):
                 self.kill()
-                return 1, {"log": "the grading worker did not start (see logs/batch/worker-*.log)"}
+                return False
             self.ready = True
+        return True
+
+    def grade(self, job: dict, timeout: float) -> tuple[int, dict]:
+        """(0, the worker's answer) when nbgrader finished; (-9, ...) when killed at the limit; (1, ...) if it died."""
+        if not self.wait_ready():
+            return 1, {"log": "the grading worker did not start (see logs/batch/worker-*.log)"}
         deadline = time.monotonic() + timeout
         try:
             self.process.stdin.write(json.dumps(job) + "\n")

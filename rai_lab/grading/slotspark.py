@@ -1,0 +1,324 @@
+"""A grading slot's own Spark Connect server: one per worker, used by one learner at a time, checked between them.
+
+Each grading worker lives in a network namespace of its own (`Grader` starts it with `unshare -n`), so
+its learners' kernels reach this server, and the worker's replay service, on that namespace's
+loopback and nothing else: no learner can reach another slot's server. The server runs in a
+bubblewrap sandbox of its own (own PID namespace, the Spark uid), under a keeper process
+(`main(["keep", STATE, PORT])`) that answers the worker on stdin/stdout:
+
+- ``reset``: kill the Python workers the JVM started (a cancelled job leaves a sleeping UDF's worker
+  running), then say whether the JVM is alive, still busy (CPU) and how much memory it holds;
+- ``clear``: kill the Python workers only (after a re-run stopped at its time limit);
+- ``status``: alive, and the JVM's pid (a new pid means it was started again);
+- end of input: stop the server and leave.
+
+Before each learner the worker resets the server and empties what Spark shares between sessions
+(the cache, global temporary views, tables, databases); a server that died, stalls, holds too much
+memory, or fails that, is started anew (the keeper's sandbox is killed whole). A learner can stop
+only their own server; the grader notices (`failed_during`) and grades that learner again, alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_PORT = 15002
+RSS_LIMIT = 1200 << 20  # a JVM holding more than this between learners (heap 640 MB) is started anew
+BUSY_SHARE = 0.5  # of one core: a JVM using more than this after its learner left still runs their work
+PYTHON_WORKER_MEMORY = "1g"  # RLIMIT_AS of each Python worker (a UDF) the server starts
+
+
+HEAP = "640m"  # the JVM's heap: with the serial collector and the JIT's quick tier, about 450 MB resident when idle
+
+
+def _conf() -> dict[str, str]:
+    """Beyond sparkserver's own settings. A batch lasts minutes: the JIT's quick tier only and the serial collector
+    (SMALL_DATA_JAVA_OPTIONS) leave the cores to the kernels; no whole-stage code generation, whose compile time the
+    lab's small queries never win back; a fresh Python worker per UDF task (none outlives its task)."""
+    return {"spark.sql.codegen.wholeStage": "false", "spark.driver.memory": HEAP,
+            "spark.executor.pyspark.memory": PYTHON_WORKER_MEMORY, "spark.python.worker.reuse": "false"}
+
+
+# -- inside the server's sandbox ---------------------------------------------------------------------
+def _jvm(state: Path):
+    import psutil
+
+    from rai_lab import sparkserver
+
+    pid = sparkserver.status(state).pid
+    try:
+        process = psutil.Process(pid) if pid else None
+        return process if process and process.status() != psutil.STATUS_ZOMBIE else None
+    except psutil.Error:
+        return None
+
+
+def _kill_python(jvm) -> int:
+    import psutil
+
+    if jvm is None:
+        return 0
+    try:
+        children = jvm.children(recursive=True)
+    except psutil.Error:
+        return 0
+    for child in children:
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(children, timeout=3)
+    return len(children)
+
+
+def _busy(jvm, window: float = 0.3, tries: int = 6) -> bool:
+    """Still computing: more than BUSY_SHARE of a core in each of `tries` windows (GC or JIT settle in one)."""
+    import psutil
+
+    for _ in range(tries):
+        try:
+            before = sum(jvm.cpu_times()[:2])
+            time.sleep(window)
+            used = sum(jvm.cpu_times()[:2]) - before
+        except psutil.Error:
+            return False
+        if used < BUSY_SHARE * window:
+            return False
+    return True
+
+
+def keep(state: str, port: int) -> int:
+    """The keeper: start the server, answer the worker, stop the server when the worker's pipe closes."""
+    from rai_lab import spark as spark_mod
+    from rai_lab import sparkserver
+
+    from rai_lab.sandbox import die_with_parent
+
+    die_with_parent()  # unsandboxed (--trusted), nothing else ties this keeper to its worker
+    folder = Path(state)
+    try:  # spark-daemon.sh leaves the JVM to its own devices: as a subreaper, the keeper stays its ancestor
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+    try:
+        options = os.environ.get("RAI_LAB_BATCH_JAVA_OPTIONS", spark_mod.SMALL_DATA_JAVA_OPTIONS)
+        url = sparkserver.start(port=port, state=folder, java_options=options, conf=_conf()).url
+    except Exception as err:  # noqa: BLE001 - said to the worker, which says it to the instructor
+        print(json.dumps({"error": f"{type(err).__name__}: {err}"}), flush=True)
+        return 1
+    jvm = _jvm(folder)
+    print(json.dumps({"ready": True, "spark": url, "pid": jvm.pid if jvm else None}), flush=True)
+    try:
+        for line in sys.stdin:
+            command = line.strip()
+            jvm = _jvm(folder)
+            if command == "status":
+                answer = {"alive": jvm is not None, "pid": jvm.pid if jvm else None}
+            elif command == "clear":
+                answer = {"killed": _kill_python(jvm)}
+            elif command == "reset":
+                killed = _kill_python(jvm)
+                alive = jvm is not None
+                answer = {"alive": alive, "pid": jvm.pid if alive else None, "killed": killed,
+                          "busy": alive and _busy(jvm), "rss": jvm.memory_info().rss if alive else 0}
+            else:
+                answer = {"error": f"unknown command {command!r}"}
+            print(json.dumps(answer), flush=True)
+    finally:
+        sparkserver.stop(folder)
+    return 0
+
+
+# -- the worker's side ---------------------------------------------------------------------------------
+class SlotSpark:
+    """The worker's handle on its slot's server: start, check and clean between learners, restart."""
+
+    def __init__(self, root: Path, lang: str, sealed: bool, logs: Path, index: int, env: dict[str, str]):
+        self.root, self.lang, self.sealed, self.index = root, lang, sealed, index
+        self.logs = logs
+        self.env = env  # the worker's own environment (no secret), for an unsandboxed server (--trusted)
+        self.process: subprocess.Popen | None = None
+        self.pid: int | None = None  # the JVM's, as the keeper last said
+        self.port = DEFAULT_PORT if _private_loopback() else _free_port()
+        self.url = f"sc://127.0.0.1:{self.port}"
+        self.restarts: list[str] = []  # why the server was started anew, batch-long
+        self.seconds: dict = {}  # what the last check between learners took
+        self.pending = b""
+
+    def start(self) -> None:
+        """Start the keeper's sandbox (the JVM starts inside); `wait` reads its answer."""
+        from rai_lab import sandbox
+
+        self.stop()
+        state = self.root / "spark"
+        if state.exists():
+            self._keep_logs(state)
+            shutil.rmtree(state, ignore_errors=True)
+        state.mkdir(parents=True)
+        keep_args = [sys.executable, "-P", "-c", "import sys; from rai_lab.grading.slotspark import main; main(sys.argv[1:])",
+                     "keep"]
+        env = {**sandbox.base_environment(self.lang), "HOME": sandbox.SPARK_STATE}
+        if os.environ.get("RAI_LAB_BATCH_JAVA_OPTIONS"):
+            env["RAI_LAB_BATCH_JAVA_OPTIONS"] = os.environ["RAI_LAB_BATCH_JAVA_OPTIONS"]
+        log = open(self.logs / f"spark-{self.index}.log", "a", encoding="utf-8")
+        if self.sealed:
+            os.chown(state, sandbox.UID_BASE, sandbox.UID_BASE)
+            command, args_fd = sandbox.hidden_args([*sandbox.bwrap_command(
+                sandbox.UID_BASE, network=True, env=env, chdir=sandbox.SPARK_STATE, scratch=1 << 30,
+                etc=self.root.parent, binds=["--bind", str(state), sandbox.SPARK_STATE]),
+                *keep_args, sandbox.SPARK_STATE, str(self.port)])
+            pass_fds: tuple = (args_fd,)
+        else:
+            command, pass_fds, args_fd = [*keep_args, str(state), str(self.port)], (), None
+            env = {**self.env, **{k: v for k, v in env.items() if k != "HOME"}}
+        self.process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                                        bufsize=0, pass_fds=pass_fds, start_new_session=True)
+        log.close()
+        if args_fd is not None:
+            os.close(args_fd)
+        self.pending = b""
+
+    def wait(self, timeout: float = 300) -> None:
+        answer = self._read(timeout)
+        if not answer.get("ready"):
+            raise RuntimeError(f"the slot's Spark Connect server did not start: {answer.get('error', answer)} "
+                               f"(see {self.logs / f'spark-{self.index}.log'})")
+        self.pid = answer.get("pid")
+
+    def _read(self, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.pending:
+            if self.process is None:
+                return {"gone": True}
+            ready, _, _ = select.select([self.process.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            chunk = os.read(self.process.stdout.fileno(), 65536) if ready else b""
+            if not chunk:
+                return {"gone": True} if ready else {"timeout": True}
+            self.pending += chunk
+        line, self.pending = self.pending.split(b"\n", 1)
+        try:
+            return json.loads(line)
+        except ValueError:
+            return {"noise": line.decode("utf-8", "replace")}
+
+    def ask(self, command: str, timeout: float = 15) -> dict:
+        if self.process is None or self.process.poll() is not None:
+            return {"gone": True}
+        try:
+            self.process.stdin.write(command.encode() + b"\n")
+            self.process.stdin.flush()
+        except OSError:
+            return {"gone": True}
+        return self._read(timeout)
+
+    def failed_during(self) -> bool:
+        """Did the server die, or start anew, since the last check (while a learner was graded)?"""
+        answer = self.ask("status")
+        return not answer.get("alive") or answer.get("pid") != self.pid
+
+    def clear_python(self) -> None:
+        self.ask("clear")
+
+    def ready_for_next(self) -> str | None:
+        """Before a learner: the server is alive, idle, lean and holds nothing of the last learner's; or it is
+        started anew. Returns why it was started anew (None when it was not)."""
+        started = time.monotonic()
+        answer = self.ask("reset")
+        self.seconds = {"reset": round(time.monotonic() - started, 3)}
+        if answer.get("gone") or answer.get("timeout"):
+            why = "gone"
+        elif not answer.get("alive"):
+            why = "died"
+        elif answer.get("busy"):
+            why = "busy"
+        elif answer.get("rss", 0) > RSS_LIMIT:
+            why = "memory"
+        else:
+            started = time.monotonic()
+            why = None if self._forget_shared_state() else "state"
+            self.seconds["forget"] = round(time.monotonic() - started, 3)
+        if why is None:
+            self.pid = answer.get("pid")
+            return None
+        self.restarts.append(why)
+        self.start()
+        self.wait()
+        return why
+
+    def _forget_shared_state(self) -> bool:
+        """Empty what a Spark server shares between sessions: the cache, global temporary views, tables, databases."""
+        try:
+            from pyspark.sql.connect.session import SparkSession
+
+            spark = SparkSession.builder.remote(self.url).create()
+            try:
+                spark.catalog.clearCache()
+                global_temp = spark.conf.get("spark.sql.globalTempDatabase", "global_temp")
+                for row in spark.sql(f"SHOW VIEWS IN {global_temp}").collect():
+                    spark.sql(f"DROP VIEW IF EXISTS {global_temp}.`{row['viewName']}`")
+                for row in spark.sql("SHOW DATABASES").collect():
+                    name = row[0]
+                    if name != "default":
+                        spark.sql(f"DROP DATABASE IF EXISTS `{name}` CASCADE")
+                for row in spark.sql("SHOW TABLES IN default").collect():
+                    if not row["isTemporary"]:
+                        spark.sql(f"DROP TABLE IF EXISTS default.`{row['tableName']}`")
+            finally:
+                spark.stop()
+            return True
+        except Exception:  # noqa: BLE001 - a server that cannot be cleaned is started anew
+            return False
+
+    def stop(self) -> None:
+        """The keeper stops the server; the sandbox is killed whole if it does not leave in time."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        try:
+            process.stdin.close()
+            process.wait(timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        try:
+            os.killpg(process.pid, 9)
+        except (ProcessLookupError, PermissionError):
+            pass
+        process.wait()
+        self._keep_logs(self.root / "spark")
+
+    def _keep_logs(self, state: Path) -> None:
+        logs = state / "logs"
+        if logs.is_dir():
+            shutil.copytree(logs, self.logs / f"spark-{self.index}", dirs_exist_ok=True)
+
+
+def _private_loopback() -> bool:
+    """In a network namespace of the worker's own (nothing else listens on its loopback)."""
+    return os.environ.get("RAI_LAB_PRIVATE_NETNS") == "1"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] != ["keep"] or len(argv) != 3:
+        sys.exit("usage: python -m rai_lab.grading.slotspark keep SPARK_STATE PORT")
+    sys.exit(keep(argv[1], int(argv[2])))
+
+
+if __name__ == "__main__":
+    main()
