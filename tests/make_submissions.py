@@ -130,6 +130,18 @@ def lab_calls(system: bool = True, max_tokens: int = 100) -> list[dict]:
             for p in prompts]
 
 
+def reference_answers(deployment: str = "gpt-35-turbo") -> tuple[list[str], list[str]]:
+    """The lab's answers as the reference cassette replays them: (neutral, loaded), in the prompts' order."""
+    data = cassettes.load_safely(ROOT / "cassettes" / "responsible-ai" / f"{deployment}.yaml")
+    found: dict[str, str] = {}
+    for interaction in data["interactions"]:
+        request = json.loads(interaction["request"]["body"])
+        messages = request.get("messages") or []
+        if request.get("n") is None and [m["content"] for m in messages if m["role"] == "system"] == [SYSTEM_PROMPT]:
+            found.setdefault(messages[-1]["content"], cassettes._answers(interaction["response"])[0])
+    return [found[p] for p in NEUTRAL], [found[p] for p in LOADED]
+
+
 def sampled_calls() -> list[dict]:
     """The going-further calls the notebook makes (its setup cell's samples, temperature and prompts)."""
     setup = nbformat.read(ROOT / "solutions" / "responsible-ai-fr" / "responsible_ai.ipynb", as_version=4)

@@ -4,7 +4,11 @@ Each hostile notebook is built here from the released lab (filled like the sampl
 plus the attack, in a cell of the learner's own. The batch runs with canary secrets in the grader's
 environment. Then: no canary in anything the grader wrote, no sentinel file changed, no process of
 the batch left, every honest learner given every point of their work and no note, and no cheater above the honest
-learner who did the same real work.
+learner who did the same real work. The class also holds DataFrames the grader must re-run within
+its limits (a UDF that sleeps, 30 million rows), one that kills its own Spark server, the same answers
+built other ways (a temporary view, pandas, Rows, toDF), answers typed by hand with no call, and
+entries that are not a notebook of the class's own (links, a zip member that is a link, a .py file).
+A second batch grades the honest learners with the most disruptive hostile ones in another order.
 """
 
 from __future__ import annotations
@@ -15,15 +19,17 @@ import json
 import sqlite3
 import textwrap
 import tomllib
+import zipfile
 from pathlib import Path
 
 import nbformat
 import psutil
 import pytest
 from conftest import ROOT, rai_lab_command
-from make_submissions import exercise_only, filled, write
+from make_submissions import DATAFRAMES_OK, exercise_only, filled, reference_answers, write
 
 from rai_lab import sandbox
+from rai_lab.intake import learner_id
 
 pytestmark = [pytest.mark.notebook, pytest.mark.spark]
 
@@ -50,7 +56,104 @@ def only_env():
                   representation=None)
 
 
-def hostile_class(folder: Path, work: Path, out: Path, sentinels: list[Path]) -> dict[str, object]:
+SPARK_HEAD = """from pyspark.sql import SparkSession
+
+spark = SparkSession.builder.getOrCreate()
+"""
+LOADED_DF = 'loaded_df = spark.createDataFrame([(answer,) for answer in loaded_answers], ["loaded_answer"])'
+
+# neutral_df is never evaluated in the kernel (no display, no collect): only the grader's re-run of its plan
+# meets the UDF, which sleeps an hour per row. loaded_df is built and shown as the lab asks.
+SLOW_UDF_FRAMES = SPARK_HEAD + """from pyspark.sql import functions as F
+
+
+@F.udf("string")
+def slowly(answer):
+    import time
+
+    time.sleep(3600)
+    return answer
+
+
+neutral_df = spark.createDataFrame([(answer,) for answer in neutral_answers], ["neutral_answer"]).select(
+    slowly("neutral_answer").alias("neutral_answer"))
+""" + LOADED_DF + """
+
+display(loaded_df)"""
+
+# 30 million rows, lazily: never collected in the kernel.
+HUGE_PLAN_FRAMES = SPARK_HEAD + """
+neutral_df = spark.range(30_000_000).selectExpr("cast(id as string) as neutral_answer")
+""" + LOADED_DF + """
+
+display(loaded_df)"""
+
+# A UDF evaluated in the kernel (collect) that SIGKILLs every process it may signal: it runs where Spark runs the
+# learner's Python (on the grader, the learner's own Spark server's sandbox). Then the lab's frames, as usual.
+SPARK_KILLER_FRAMES = SPARK_HEAD + """from pyspark.sql import functions as F
+
+
+@F.udf("int")
+def kill_everything(_):
+    import os
+    import signal
+
+    killed = 0
+    for pid in sorted(int(p) for p in os.listdir("/proc") if p.isdigit()):
+        if pid != os.getpid():
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except OSError:
+                pass
+    return killed
+
+
+try:
+    print("killed:", spark.range(1).select(kill_everything("id")).collect())
+except Exception as err:
+    print("the Spark server is gone:", type(err).__name__)
+
+""" + DATAFRAMES_OK.split("spark = SparkSession.builder.getOrCreate()\n", 1)[1]
+
+# The right answers in temporary views of the learner's session, read back with SQL.
+TEMP_VIEW_FRAMES = SPARK_HEAD + """
+neutral = spark.createDataFrame([(answer,) for answer in neutral_answers], ["neutral_answer"])
+neutral.createOrReplaceTempView("my_neutral")
+loaded = spark.createDataFrame([(answer,) for answer in loaded_answers], ["loaded_answer"])
+loaded.createOrReplaceTempView("my_loaded")
+neutral_df = spark.sql("SELECT neutral_answer FROM my_neutral")
+loaded_df = spark.sql("SELECT loaded_answer FROM my_loaded")
+
+display(neutral_df)
+display(loaded_df)"""
+
+PANDAS_FRAMES = SPARK_HEAD + """import pandas as pd
+
+neutral_df = spark.createDataFrame(pd.DataFrame({"neutral_answer": neutral_answers}))
+loaded_df = spark.createDataFrame(pd.DataFrame({"loaded_answer": loaded_answers}))
+
+display(neutral_df)
+display(loaded_df)"""
+
+ROWS_AND_TODF_FRAMES = SPARK_HEAD + """from pyspark.sql import Row
+
+neutral_df = spark.createDataFrame([Row(neutral_answer=answer) for answer in neutral_answers])
+loaded_df = spark.createDataFrame([(answer,) for answer in loaded_answers]).toDF("loaded_answer")
+
+display(neutral_df)
+display(loaded_df)"""
+
+
+def typed_answers() -> str:
+    """The generate cell of a learner who calls nothing: the reference cassette's answers, typed by hand."""
+    neutral, loaded = reference_answers()
+    return "\n\n".join(f"{name} = [\n" + "".join(f"    {answer!r},\n" for answer in answers) + "]"
+                        for name, answers in (("neutral_answers", neutral), ("loaded_answers", loaded)))
+
+
+def attack_notebooks(work: Path, out: Path, sentinels: list[Path]) -> dict[str, object]:
+    """The class's notebooks by learner: the honest ones and each attack, aimed at this batch's paths."""
     course = work / "course"
     targets = [str(p) for p in sentinels] + [str(ROOT / "graders" / "checks.py"), str(ROOT / "rai_lab" / "evil.py"),
                                              str(course / "gradebook.db"), str(work / "state.json"),
@@ -178,9 +281,33 @@ def hostile_class(folder: Path, work: Path, out: Path, sentinels: list[Path]) ->
             for i in range(50):
                 print("x" * 1_000_000)
             """),
+        "slow-udf": filled(frames=SLOW_UDF_FRAMES),
+        "spark-server-killer": filled(frames=SPARK_KILLER_FRAMES),
+        "huge-lazy-plan": filled(frames=HUGE_PLAN_FRAMES),
+        "temp-view": filled(frames=TEMP_VIEW_FRAMES),
+        "pandas-frames": filled(frames=PANDAS_FRAMES),
+        "rows-and-todf": filled(frames=ROWS_AND_TODF_FRAMES),
+        "typed-rows": filled(generate=typed_answers(), sampling=None, representation=None),
     }
+    return notebooks
+
+
+def hostile_class(folder: Path, work: Path, out: Path, sentinels: list[Path]) -> dict[str, object]:
+    """The hostile class: every notebook of attack_notebooks, and entries that are no notebook of the class's own."""
+    notebooks = attack_notebooks(work, out, sentinels)
     for name, nb in notebooks.items():
         write(nb, folder / f"{name}.ipynb")
+    honest = folder / "honest-solution.ipynb"
+    (folder / "linked-notebook.ipynb").symlink_to(honest.name)  # another learner's notebook, in the class
+    outside = folder.parent / "outside-class"  # a full solution outside the class folder
+    write(filled(), outside / "responsible_ai.ipynb")
+    (folder / "linked-folder").symlink_to(outside, target_is_directory=True)
+    with zipfile.ZipFile(folder / "zip-with-link.zip", "w") as zf:
+        member = zipfile.ZipInfo("zip-with-link/responsible_ai.ipynb")
+        member.create_system = 3  # Unix: external_attr holds the mode
+        member.external_attr = 0o120777 << 16  # a symbolic link, whose data is its target
+        zf.writestr(member, str(honest))
+    (folder / "notes.py").write_text("# my answers\n" + DATAFRAMES_OK + "\n", encoding="utf-8")
     return notebooks
 
 
@@ -219,7 +346,7 @@ def hostile(tmp_path_factory):
     watched = [*sentinels, ROOT / "graders" / "checks.py", ROOT / "README.md"]
     before = {p: _digest(p) for p in watched}
     done = rai_lab_command("grade", str(folder), "--out", str(out), "--work", str(work), "--no-progress",
-                           env=CANARIES, timeout=1500)
+                           env=CANARIES, timeout=2700)
     left = _sandboxed_processes()
     yield {"done": done, "out": out, "work": work, "folder": folder, "before": before,
            "after": {p: _digest(p) for p in watched}, "left": left, "base": base}
@@ -227,11 +354,59 @@ def hostile(tmp_path_factory):
         sentinel.unlink(missing_ok=True)
 
 
+# The second batch: the honest learners under the same names, the most disruptive hostile ones renamed so that each
+# is graded on the other side of the honest ones (in the first batch slow-udf, spark-server-killer and huge-lazy-plan
+# sort after them, daemon-outlives-kernel before).
+REORDERED = {"slow-udf": "a-slow-udf", "spark-server-killer": "a-spark-server-killer",
+             "huge-lazy-plan": "a-huge-lazy-plan", "daemon-outlives-kernel": "z-daemon-outlives-kernel"}
+HONEST = ("honest-solution", "honest-exercise-only", "honest-env-only")
+
+
+@pytest.fixture(scope="module")
+def reordered(hostile, tmp_path_factory):
+    """The same honest learners graded again beside the most disruptive hostile ones, in another order, 2 workers."""
+    base = tmp_path_factory.mktemp("hostile-reordered")
+    folder, work, out = base / "class", base / "work", base / "out"
+    folder.mkdir()
+    sentinel = base / "rai-lab-sentinel.txt"
+    sentinel.write_text("untouched\n")
+    notebooks = attack_notebooks(work, out, [sentinel])
+    for name in HONEST:
+        write(notebooks[name], folder / f"{name}.ipynb")
+    for name, renamed in REORDERED.items():
+        write(notebooks[name], folder / f"{renamed}.ipynb")
+    order = sorted(p.name for p in folder.iterdir())
+    first = sorted(p.name for p in hostile["folder"].iterdir() if p.stem in HONEST or p.stem in REORDERED)
+    for name, renamed in REORDERED.items():  # each disruptive learner is on the other side of the honest ones
+        assert (first.index(f"{name}.ipynb") < first.index("honest-env-only.ipynb")) != \
+            (order.index(f"{renamed}.ipynb") < order.index("honest-env-only.ipynb")), name
+    done = rai_lab_command("grade", str(folder), "--out", str(out), "--work", str(work), "--no-progress",
+                           "--workers", "2", timeout=1800)
+    yield {"done": done, "out": out, "work": work, "left": _sandboxed_processes(), "sentinel": _digest(sentinel)}
+
+
+def _outputs(work: Path, learner: str) -> str:
+    """Every output of a learner's graded notebook, as text."""
+    return json.dumps([c.get("outputs") for c in nbformat.read(
+        work / "course" / "autograded" / learner / "responsible-ai-fr" / "responsible_ai.ipynb", 4).cells],
+        ensure_ascii=False)
+
+
+def _check_output(work: Path, learner: str, check: str) -> str:
+    """What the grader wrote as a check cell's output in a learner's graded notebook (its verdict's message)."""
+    nb = nbformat.read(work / "course" / "autograded" / learner / "responsible-ai-fr" / "responsible_ai.ipynb", 4)
+    return json.dumps([c.get("outputs") for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == check],
+                      ensure_ascii=False)
+
+
 def test_the_batch_ran_in_the_sandbox(hostile):
+    """Does every entry of the class folder get a row, a notebook or not, a link or not?"""
     done = hostile["done"]
     assert done.returncode == 0, done.stdout + done.stderr
     assert "sandbox: bubblewrap, uid 61001+, loopback only" in done.stdout
-    assert set(read_grades(hostile["out"])) == {p.stem for p in hostile["folder"].glob("*.ipynb")}
+    entries = [p for p in hostile["folder"].iterdir() if not p.name.startswith(".")]
+    assert {"linked-notebook.ipynb", "linked-folder", "zip-with-link.zip", "notes.py"} <= {p.name for p in entries}
+    assert set(read_grades(hostile["out"])) == {learner_id(p.stem) for p in entries}
 
 
 def test_no_canary_secret_in_anything_the_grader_wrote(hostile):
@@ -280,7 +455,8 @@ def test_grades_the_gradebook_and_the_cache_agree(hostile):
         theirs = {row["student_id"]: row for row in csv.DictReader(handle)}
     state = {o["learner"]: o for o in json.loads((hostile["work"] / "state.json").read_text())["outcomes"]}
     for name, row in ours.items():
-        assert float(theirs[name]["raw_score"]) == float(row["score"]) + float(row["bonus"]), name
+        if row["status"] == "graded" or name in theirs:  # an entry never run is no submission of nbgrader's
+            assert float(theirs[name]["raw_score"]) == float(row["score"]) + float(row["bonus"]), name
         assert (state[name]["score"], state[name]["bonus"]) == (float(row["score"]), float(row["bonus"])), name
     with sqlite3.connect(hostile["work"] / "course" / "gradebook.db") as db:
         assert db.execute("SELECT count(*) FROM grade WHERE auto_score > 0").fetchone()[0] > 0
@@ -303,6 +479,23 @@ EXPECTED = {
     "crashes-mid-notebook": (11, 0, "graded", "noyau Python s'est arrêté"),
     "allocates-3-gib": (15, 4, "graded", None),
     "floods-output": (15, 4, "graded", None),
+    # the grader's re-run of neutral_df stopped at its time limit (slow-udf), at its row limit (huge-lazy-plan):
+    # that check alone scores 0
+    "slow-udf": (13, 4, "graded", None),
+    "huge-lazy-plan": (13, 4, "graded", None),
+    # its own Spark server killed: both DataFrame checks and the Spark bonuses (samples_df, representation_df) 0;
+    # the calls and the lists were made before, and the two bonuses on calls read the replay service's log
+    "spark-server-killer": (11, 2, "graded", "Spark"),
+    # the same answers, other ways to a DataFrame
+    "temp-view": (15, 4, "graded", None),
+    "pandas-frames": (15, 4, "graded", None),
+    "rows-and-todf": (15, 4, "graded", None),
+    "typed-rows": (3, 0, "graded", None),  # = honest-env-only: answers typed by hand, no call behind them
+    # entries that are no notebook of the class's own: a row each, nothing run, nothing followed
+    "linked-notebook": (0, 0, "not run", "lien"),
+    "linked-folder": (0, 0, "not run", "lien"),
+    "zip-with-link": (0, 0, "not run", "lien"),
+    "notes": (0, 0, "not run", ".ipynb"),
 }
 
 
@@ -317,7 +510,7 @@ def test_each_hostile_learner_gets_exactly_its_real_work(hostile, learner):
 
 def test_cheaters_gain_nothing_over_the_same_honest_work(hostile):
     grades = read_grades(hostile["out"])
-    for cheater in ("monkeypatches-checks", "forges-call-log"):
+    for cheater in ("monkeypatches-checks", "forges-call-log", "typed-rows"):
         assert float(grades[cheater]["score"]) + float(grades[cheater]["bonus"]) <= \
             float(grades["honest-env-only"]["score"]) + float(grades["honest-env-only"]["bonus"])
 
@@ -326,9 +519,7 @@ def test_limits_hold_and_say_so(hostile):
     work = hostile["work"]
 
     def outputs(learner: str) -> str:
-        return json.dumps([c.get("outputs") for c in nbformat.read(
-            work / "course" / "autograded" / learner / "responsible-ai-fr" / "responsible_ai.ipynb", 4).cells],
-            ensure_ascii=False)
+        return _outputs(work, learner)
 
     assert "MemoryError: refused" in outputs("allocates-3-gib")
     assert "stopped after" in outputs("fork-loop")  # the process limit, well before 2000
@@ -353,6 +544,90 @@ def test_honest_learners_get_every_point_of_their_work_and_no_note(hostile):
         assert {name: float(row[name]) for name in rubric} == \
             {name: float(item["points"]) if name in checks else 0.0 for name, item in rubric.items()}, learner
         assert (row["notes"], row["status"], row["sandbox"]) == ("", "graded", "bubblewrap"), learner
+
+
+def _full_marks(rubric: dict, but: set[str]) -> dict[str, float]:
+    """Every check's points, but 0 for the checks `but`."""
+    return {name: 0.0 if name in but else float(item["points"]) for name, item in rubric.items()}
+
+
+@pytest.mark.parametrize("learner, words", [("slow-udf", "limite"), ("huge-lazy-plan", "lignes")])
+def test_a_dataframe_the_grader_cannot_read_within_its_limits_loses_that_check_alone(hostile, learner, words):
+    """Does a learner whose neutral_df the grader stops re-running (a UDF that sleeps an hour a row, 30 million rows)
+    lose neutral_df_built alone, told which limit stopped it, and keep every other point?"""
+    rubric = tomllib.loads((ROOT / "graders" / "rubric.toml").read_text())["checks"]
+    row = read_grades(hostile["out"])[learner]
+    assert {name: float(row[name]) for name in rubric} == _full_marks(rubric, {"neutral_df_built"}), row["notes"]
+    said = row["notes"] + _check_output(hostile["work"], learner, "neutral_df_built")
+    assert words in said, said
+
+
+def test_a_learner_who_kills_its_own_spark_server_loses_its_own_spark_steps_only(hostile):
+    """Does a learner whose UDF SIGKILLs every process it can signal (where Spark runs its Python) lose its own
+    DataFrame checks and Spark bonuses, and those only, told first that its Spark server stopped? (That nobody
+    else's row changes: EXPECTED, the honest learners' test, and the two orders.)"""
+    rubric = tomllib.loads((ROOT / "graders" / "rubric.toml").read_text())["checks"]
+    row = read_grades(hostile["out"])["spark-server-killer"]
+    spark_steps = {"neutral_df_built", "loaded_df_built", "bonus_samples_df", "bonus_representation"}
+    assert {name: float(row[name]) for name in rubric} == _full_marks(rubric, spark_steps), \
+        row["notes"]
+    assert "Spark" in row["notes"].split(" | ")[0]
+
+
+@pytest.mark.parametrize("learner", ["temp-view", "pandas-frames", "rows-and-todf"])
+def test_the_same_answers_built_another_way_get_every_point_and_no_note(hostile, learner):
+    """Does a learner who builds the right DataFrames another way (SQL on a temporary view, pandas, Rows, toDF) get
+    every point and no note, as the honest solution does?"""
+    rubric = tomllib.loads((ROOT / "graders" / "rubric.toml").read_text())["checks"]
+    grades = read_grades(hostile["out"])
+    row = grades[learner]
+    mine = {name: float(row[name]) for name in rubric}
+    assert mine == {name: float(grades["honest-solution"][name]) for name in rubric} == _full_marks(rubric, set()), \
+        row["notes"]
+    assert (row["notes"], row["status"]) == ("", "graded")
+
+
+def test_answers_typed_by_hand_score_no_dataframe_check(hostile):
+    """Does a learner who makes no call and types the recorded answers by hand get nothing for its DataFrames (they
+    hold no answer it received), only the three variables?"""
+    rubric = tomllib.loads((ROOT / "graders" / "rubric.toml").read_text())["checks"]
+    row = read_grades(hostile["out"])["typed-rows"]
+    assert {name: float(row[name]) for name in rubric} == \
+        _full_marks(rubric, {name for name in rubric if not name.startswith("env_")}), row["notes"]
+
+
+@pytest.mark.parametrize("learner", ["linked-notebook", "linked-folder", "zip-with-link", "notes"])
+def test_an_entry_that_is_no_notebook_of_the_class_is_not_run(hostile, learner):
+    """Does an entry that is a link (to a notebook of the class, to a folder outside it, a zip member that is a link)
+    or a file of another type get a row that says why, with nothing run and nothing of the grader's named?"""
+    row = read_grades(hostile["out"])[learner]
+    assert row["notes"] and row["status"] == "not run"
+    assert not (hostile["work"] / "course" / "autograded" / learner).exists()
+    for place in (str(hostile["base"]), str(ROOT)):
+        assert place not in row["notes"], place
+
+
+def test_an_honest_row_is_the_same_in_another_order_beside_other_hostile_learners(hostile, reordered):
+    """Does an honest learner get the same row, every column but timing, when the most disruptive hostile learners
+    (a sleeping UDF, a Spark server killer, a huge plan, a daemon) are graded on its other side, by 2 workers?"""
+    done = reordered["done"]
+    assert done.returncode == 0, done.stdout + done.stderr
+    first, second = read_grades(hostile["out"]), read_grades(reordered["out"])
+    assert set(second) == {*HONEST, *REORDERED.values()}
+
+    def untimed(row: dict) -> dict:
+        return {k: v for k, v in row.items() if "time" not in k and "second" not in k and not k.endswith("_s")}
+
+    for learner in HONEST:
+        assert untimed(second[learner]) == untimed(first[learner]), learner
+    for name, renamed in REORDERED.items():  # the hostile ones' own rows hold too
+        score, bonus, status, _ = EXPECTED[name]
+        row = second[renamed]
+        assert (float(row["score"]), float(row["bonus"]), row["status"]) == (score, bonus, status), \
+            (renamed, row["notes"])
+    assert reordered["left"] == []
+    assert reordered["sentinel"] == hashlib.sha256(b"untouched\n").hexdigest()  # the daemon's target, this batch
+    assert "forged" not in (reordered["out"] / "grades.csv").read_text(encoding="utf-8")
 
 
 # Learners whose own code names the grader's paths (their source is theirs to see).
