@@ -74,7 +74,7 @@ $(LATEST)/.installed: $(LATEST)/.deps
 
 test-openai-latest: $(LATEST)/.installed
 	@$(LATEST)/bin/python -c "import openai; print('newest openai:', openai.__version__)"
-	$(LATEST)/bin/python -m pytest -m http tests/test_standin.py tests/test_cassette.py
+	$(LATEST)/bin/python -m pytest -m http tests/azure/test_standin.py tests/azure/test_cassette.py tests/azure/test_quota.py
 
 ## Databricks Connect in its own environment (it ships its own pyspark): .venv-databricks/bin/rai-lab run --spark databricks
 databricks-env: $(DATABRICKS)/.installed

@@ -6,9 +6,10 @@
   the deployment of a path, the user prompt of a request;
 - what is secret (the key, the endpoint and its host; the api-key and Authorization headers) and
   what a key looks like (to mask one pasted into a notebook);
-- what Azure's errors mean for a learner (`explain`) and how long Azure asks to wait (`retry_seconds`).
-The stand-in server (rai_lab.standin) implements the same contract. Another provider (OpenAI's
-own API, say) is another module with these names.
+- what Azure's errors mean for a learner (`explain`) and how long Azure asks to wait (`retry_seconds`);
+- how an answer of the rai-lab stand-in says it is synthetic (`STANDIN_MARK`, `STANDIN_HEADER`).
+The stand-in server (rai_lab.standin) implements the same contract; the learner's kernel imports this
+module, never the server. Another provider (OpenAI's own API, say) is another module with these names.
 """
 
 from __future__ import annotations
@@ -100,6 +101,13 @@ def user_prompt(request_json: object, default: str | None = "?") -> str | None:
 
 
 
+# -- the rai-lab stand-in --------------------------------------------------------------------------
+# How the stand-in server's answers say they are synthetic: in their system_fingerprint and in a
+# response header. A cassette recorded from it reads them for its provenance (rai_lab.cassette).
+STANDIN_MARK = "rai-lab-standin"
+STANDIN_HEADER = "x-rai-lab-standin"
+
+
 # -- secrets ---------------------------------------------------------------------------------------
 # What an Azure OpenAI key looks like: 32 hex digits (classic keys) or 84 letters and digits.
 KEY_SHAPES = re.compile(r"(?<![A-Za-z0-9])(?:[0-9a-fA-F]{32}|[A-Za-z0-9]{84})(?![A-Za-z0-9])")
@@ -123,6 +131,12 @@ def secret_values() -> list[str]:
 
 
 # -- errors ----------------------------------------------------------------------------------------
+# Azure's answer to a request larger than the deployment's whole per-minute quota: a 429 that asks to
+# retry after a day ("Please retry after 86400 seconds"; seen at API versions 2023-05-15 to
+# 2024-08-01-preview in Azure OpenAI users' reports, e.g. github.com/vanderschaarlab/climb issue 1).
+NEVER_RETRY_SECONDS = 86400
+
+
 def retry_seconds(headers) -> int:
     """How long Azure asks to wait, in whole seconds: retry-after-ms (which openai itself reads first),
     retry-after, or the time until the tokens or requests reset; 60 when none says."""
@@ -161,10 +175,25 @@ def explain(error: BaseException, lang: str = "fr") -> str | None:
     if status == 404:
         return say("hint_404", lang)
     if status == 429:
-        return say("hint_429", lang, retry_after=retry_seconds(error.response.headers if error.response else {}))
+        wait = retry_seconds(error.response.headers if error.response else {})
+        if wait >= NEVER_RETRY_SECONDS:  # larger than the whole quota: waiting will not help
+            return say("hint_429_too_large", lang, retry_after=wait, tokens=_estimate(error.request, lang))
+        return say("hint_429", lang, retry_after=wait)
     if status == 400 and code == "content_filter":
         verdict = (payload.get("innererror") or {}).get("content_filter_result") or {}
         categories = ", ".join(k for k, v in verdict.items() if isinstance(v, dict) and v.get("filtered"))
         return say("hint_content_filter", lang, categories=categories or "?")
     message = str(payload.get("message") or error.message)[:300]
     return say("hint_other", lang, status=status, message=message)
+
+
+def _estimate(request, lang: str) -> str:
+    """Azure's estimate of the request an error answered, as the learner reads a number ("?" if unreadable)."""
+    from rai_lab import quota
+
+    try:
+        body = json.loads(request.content)
+        tokens = quota.estimate(body) if isinstance(body, dict) else None
+    except Exception:  # noqa: BLE001 - no request, or not JSON: the hint says "?"
+        tokens = None
+    return "?" if tokens is None else f"{tokens:,}".replace(",", say("thousands_separator", lang))

@@ -3,6 +3,8 @@ the answers check says of an answer Azure's output filter withheld."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from rai_lab import azure as hints, quota, runner
@@ -67,6 +69,56 @@ def test_the_server_count_corrects_the_account_and_the_next_estimate():
     made.after_answer(entry, BODY, {"usage": {"prompt_tokens": 48}})
     assert entry[1] == 48 + 1000
     assert quota.estimate(BODY, made.tokens_per_character) == 48 + 1000
+
+
+@pytest.mark.parametrize(("lang", "words"), [
+    ("fr", ["1\u202f114 jetons", "1\u202f000 jetons par minute", "max_tokens 100 × n 10", "paramètre tpm",
+            "baissez max_tokens ou n"]),
+    ("en", ["1,114 tokens", "1,000 tokens per minute", "max_tokens 100 × n 10", "tpm parameter",
+            "lower max_tokens or n"]),
+])
+def test_a_call_larger_than_the_whole_quota_is_refused_at_once(lang, words):
+    """tpm = 1000 and a going-further call (n=10, max_tokens=100): it could never fit. Refused at once, before
+    sending, with its size, the quota and what to change; it used to wait forever."""
+    made, clock, shown = pacer(tpm=1000, lang=lang)
+    with pytest.raises(quota.RequestTooLarge) as caught:
+        made.before_request(BODY)
+    assert clock.slept == [] and shown == [] and not made.sent and made.requests == 0
+    for word in words:
+        assert word in str(caught.value), word
+    with pytest.raises(quota.RequestTooLarge):
+        made.before(1001)
+    assert made.before(1000) == 0  # the whole quota fits
+    assert not issubclass(quota.RequestTooLarge, Exception)  # openai would turn it into "Connection error."
+
+
+def test_the_plan_leaves_out_the_calls_that_can_never_fit():
+    """The kit cell's announced wait at tpm = 1000: the exercise's calls only, the going-further ones being refused."""
+    assert quota.plan([180] * 10 + [1100] * 30, 1000) == quota.plan([180] * 10, 1000) > 0
+
+
+@pytest.mark.http
+def test_the_openai_client_gets_the_refusal_at_once_and_nothing_reaches_azure(tmp_path):
+    """Through the kit's pacing of httpx (live mode): the learner's call raises at once, not after retries."""
+    # The kit paces httpx, which the pinned openai (1.42.0) sends with; the newest openai sends with httpx2.
+    pytest.importorskip("httpx", reason="this openai does not send with httpx, which the kit's pacing patches")
+    import openai
+    from conftest import lab_messages, running_standin
+
+    log = tmp_path / "standin.jsonl"
+    made = quota.Pacer(1000, lang="en", report=False)
+    with running_standin("--tpm", "1000", "--log", str(log)) as (endpoint, key):
+        client = openai.AzureOpenAI(azure_endpoint=endpoint, api_key=key, api_version="2023-03-15-preview")
+        quota.install(made)
+        try:
+            with pytest.raises(quota.RequestTooLarge, match="more than the deployment's whole quota"):
+                client.chat.completions.create(model="gpt-35-turbo", messages=lab_messages("Describe a chef."),
+                                               max_tokens=100, n=10, temperature=1.0)
+            client.chat.completions.create(model="gpt-35-turbo", messages=lab_messages("Describe a chef."),
+                                           max_tokens=100)
+        finally:
+            quota.uninstall()
+    assert [line["status"] for line in map(json.loads, log.read_text().splitlines())] == [200]
 
 
 def test_the_plan_says_how_long_the_lab_waits_at_the_exercises_quota():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -10,13 +11,17 @@ import uuid
 
 import openai
 import pytest
-from conftest import STANDIN_KEY, lab_messages, running_standin
+from conftest import CASSETTES, STANDIN_KEY, lab_messages, running_standin
 
-from rai_lab.standin import STANDIN_HEADER, STANDIN_MARK, RateLimiter
+from rai_lab import azure, quota
+from rai_lab.standin import API_VERSIONS, STANDIN_HEADER, STANDIN_MARK, RateLimiter
 
 pytestmark = pytest.mark.http
 
 API_VERSION = "2023-03-15-preview"
+# The API versions the kit's cassettes were recorded at (the exercise's, 2023-03-15-preview, today).
+RECORDED_VERSIONS = sorted({found for path in CASSETTES.glob("*.yaml")
+                            for found in re.findall(r"api-version=([0-9a-z-]+)", path.read_text())})
 
 
 def client(endpoint: str, key: str = STANDIN_KEY, version: str = API_VERSION) -> openai.AzureOpenAI:
@@ -26,7 +31,7 @@ def client(endpoint: str, key: str = STANDIN_KEY, version: str = API_VERSION) ->
 def test_answers_in_azure_shape(standin):
     """Does a 200 carry Azure's chat.completion body: usage, filter results, and the stand-in mark?"""
     endpoint, _ = standin
-    raw = client(endpoint).chat.completions.with_raw_response.create(
+    raw = client(endpoint, version="2024-02-01").chat.completions.with_raw_response.create(
         model="gpt-35-turbo", messages=lab_messages("Describe a nurse."), max_tokens=100
     )
     body = json.loads(raw.text)
@@ -40,6 +45,58 @@ def test_answers_in_azure_shape(standin):
     assert choice["content_filter_results"]["hate"]["severity"] == "safe"
     assert body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
     assert body["usage"]["completion_tokens"] <= 100
+
+
+# What Azure's REST specs (azure-rest-api-specs, .../AzureOpenAI/inference/{preview,stable}/<version>/inference.json)
+# give a 200 at each API version: no content-filter annotations before 2023-06-01-preview; then the four
+# categories for the prompt (prompt_filter_results) and each choice (content_filter_results); from
+# 2023-12-01-preview also jailbreak (prompt) and protected_material_text/_code (choices). Written out here,
+# apart from the stand-in's own table (rai_lab/standin/shapes.py).
+FOUR = {"hate", "self_harm", "sexual", "violence"}
+
+
+def expected_annotations(version: str) -> tuple[set, set] | None:
+    if version[:10] < "2023-06-01":
+        return None
+    if version[:10] < "2023-12-01":
+        return FOUR, FOUR
+    return FOUR | {"jailbreak"}, FOUR | {"protected_material_text", "protected_material_code"}
+
+
+@pytest.mark.parametrize("version", sorted(set(API_VERSIONS) | set(RECORDED_VERSIONS)))
+def test_content_filter_annotations_follow_the_api_version(standin, version):
+    """Does each API version get the content-filter annotations it introduced, and none before them?"""
+    endpoint, _ = standin
+    body = json.loads(client(endpoint, version=version).chat.completions.with_raw_response.create(
+        model="gpt-35-turbo", messages=lab_messages("Describe a nurse."), max_tokens=100).text)
+    expected = expected_annotations(version)
+    assert "prompt_annotations" not in body  # renamed in place to prompt_filter_results in September 2023
+    if expected is None:
+        assert "prompt_filter_results" not in body
+        assert all("content_filter_results" not in choice for choice in body["choices"])
+        return
+    [prompt] = body["prompt_filter_results"]
+    assert prompt["prompt_index"] == 0 and set(prompt["content_filter_results"]) == expected[0]
+    assert all(set(choice["content_filter_results"]) == expected[1] for choice in body["choices"])
+
+
+def test_the_recorded_versions_are_versions_the_standin_serves():
+    assert RECORDED_VERSIONS == [API_VERSION]  # the exercise's: a cassette recorded at another needs its own test
+    assert set(RECORDED_VERSIONS) <= set(API_VERSIONS)
+
+
+@pytest.mark.parametrize("version", ["2023-03-15-preview", "2023-06-01-preview", "2024-02-01"])
+def test_an_answer_the_output_filter_withheld_follows_the_api_version(version):
+    """The output filter's 200: no content, finish_reason content_filter, and its categories where the version has them."""
+    with running_standin("--output-filter-word", "soldier.") as (endpoint, _):
+        raw = client(endpoint, version=version).chat.completions.with_raw_response.create(
+            model="gpt-35-turbo", messages=lab_messages("Describe a soldier."), max_tokens=100)
+    [choice] = json.loads(raw.text)["choices"]
+    assert choice["finish_reason"] == "content_filter" and choice["message"]["content"] is None
+    if expected_annotations(version) is None:
+        assert "content_filter_results" not in choice
+    else:
+        assert choice["content_filter_results"]["violence"] == {"filtered": True, "severity": "medium"}
 
 
 def test_same_request_same_answer_and_prompts_differ(standin):
@@ -169,6 +226,38 @@ def test_the_quota_frees_tokens_after_a_minute_and_requests_after_ten_seconds():
     assert (tokens.wait, tokens.limit) == (40.0, "tokens")  # the first 600 free at t=60
     assert quota.take(200, now=60.0).wait == 0
     assert RateLimiter(5000).per_short_window == 5  # the exercise's quota: 30 RPM
+
+
+def test_a_request_larger_than_the_whole_quota_is_refused_at_once_saying_why():
+    """tpm 1000 and a going-further call (n=10, max_tokens=100: about 1,100 tokens): Azure's 429 at once,
+    retry after a day, and a message that says the size, the quota and what to change; nothing is spent."""
+    with running_standin("--tpm", "1000") as (endpoint, _):
+        c = client(endpoint)
+        started = time.monotonic()
+        with pytest.raises(openai.RateLimitError) as caught:
+            c.chat.completions.create(model="gpt-35-turbo", messages=lab_messages("Describe a chef."), max_tokens=100,
+                                      n=10, temperature=1.0)
+        assert time.monotonic() - started < 5
+        fits = c.chat.completions.with_raw_response.create(model="gpt-35-turbo", messages=lab_messages("Describe a chef."),
+                                                           max_tokens=100)
+    headers, message = caught.value.response.headers, caught.value.body["message"]
+    assert (headers["retry-after"], headers["retry-after-ms"]) == ("86400", "86400000")
+    assert headers["x-ratelimit-remaining-tokens"] == "1000"  # the refused request spent nothing...
+    assert int(fits.headers["x-ratelimit-remaining-tokens"]) < 1000  # ...and the next one that fits passes
+    assert "exceeded token rate limit" in message and "Please retry after 86400 seconds" in message
+    tokens = int(re.search(r"this request counts ([\d,]+) tokens", message).group(1).replace(",", ""))
+    assert 1000 < tokens < 1200 and "quota of 1,000 tokens per minute" in message
+    assert "lower max_tokens or n" in message
+    for lang, words in (("fr", "Attendre n'y changera rien"), ("en", "Waiting will not help")):
+        hint = azure.explain(caught.value, lang)
+        assert words in hint and "max_tokens" in hint and "tpm" in hint
+
+
+def test_the_standin_applies_the_kits_one_quota():
+    """The stand-in's quota is rai_lab.quota's (one implementation, the pacer's too), on the server's clock."""
+    assert issubclass(RateLimiter, quota.Quota)
+    assert not {"decide", "record"} & set(vars(RateLimiter))
+    assert RateLimiter(1000).take(1001, now=0.0).limit == "too_large"
 
 
 def test_time_scale_makes_a_minute_last_a_second():

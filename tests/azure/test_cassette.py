@@ -13,7 +13,7 @@ from conftest import CASSETTES, LOADED, NEUTRAL, SYSTEM_PROMPT, lab_messages
 from rai_lab import cassette as cassettes
 from rai_lab import azure as hints  # Azure's error hints and waits live in the provider module
 from rai_lab.errors import CassetteError, CassetteMissError
-from rai_lab.standin import STANDIN_MARK
+from rai_lab.azure import STANDIN_MARK
 
 pytestmark = pytest.mark.http
 
