@@ -11,14 +11,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from vcr.cassette import Cassette
+from vcr.matchers import requests_match
 from vcr.record_mode import RecordMode
 from vcr.serializers import yamlserializer
 
 from rai_lab import azure, events, paths
 from rai_lab.azure import CHAT_ROUTE, deployment_of, normal_path, user_prompt  # noqa: F401 - re-exported
+from rai_lab.azure import STANDIN_HEADER, STANDIN_MARK
 from rai_lab.errors import CassetteError, CassetteMissError
 from rai_lab.messages import say
-from rai_lab.standin import STANDIN_HEADER, STANDIN_MARK
 
 # Recorded requests keep the path and query of the call, never the learner's host.
 SCRUBBED_ORIGIN = "https://azure-openai.invalid"
@@ -35,8 +36,6 @@ SOURCE_STANDIN = "rai-lab-standin"
 SOURCE_AZURE = "azure-openai"
 
 
-
-
 def _body_json(request) -> object:
     body = request.body
     if isinstance(body, bytes):
@@ -47,15 +46,25 @@ def _body_json(request) -> object:
         return body
 
 
+# A vcrpy matcher says "no match" by returning False or by raising AssertionError (vcrpy 9.4.2,
+# vcr.matchers._evaluate_matcher, which keeps the error's message for find_requests_with_most_matches).
+# These raise it, for that message, and explicitly: `python -O` removes `assert` statements, and every
+# request would then match every recorded one.
 def route(r1, r2) -> None:
     """vcrpy matcher: same HTTP method and path (the deployment); host and api-version ignored."""
-    assert r1.method == r2.method, f"method {r1.method} != {r2.method}"
-    assert normal_path(r1.path) == normal_path(r2.path), f"path {r1.path} != {r2.path}"
+    if r1.method != r2.method:
+        raise AssertionError(f"method {r1.method} != {r2.method}")
+    if normal_path(r1.path) != normal_path(r2.path):
+        raise AssertionError(f"path {r1.path} != {r2.path}")
 
 
 def body(r1, r2) -> None:
     """vcrpy matcher: the same JSON request (model, messages, max_tokens...), key order ignored."""
-    assert _body_json(r1) == _body_json(r2), "different request body"
+    if _body_json(r1) != _body_json(r2):
+        raise AssertionError("different request body")
+
+
+MATCH_ON = (route, body)  # how the kit finds a recorded answer: never by host or api-version
 
 
 def scrub_request(request):
@@ -170,6 +179,17 @@ class KitCassette(Cassette):
     lang = "fr"
     display_name: str | None = None  # how a miss names the cassette (default: its path, shortened)
 
+    def __init__(self, *args, match_on=MATCH_ON, **kwargs):
+        super().__init__(*args, match_on=match_on, **kwargs)
+        self.matchers = tuple(match_on)
+        self.loaded = False  # True once the file is read: what is appended after that was exchanged now
+
+    @classmethod
+    def load(cls, **kwargs):
+        cassette = super().load(**kwargs)  # reading the file appends each stored exchange
+        cassette.loaded = True
+        return cassette
+
     def can_play_response_for(self, request):
         playable = super().can_play_response_for(request)
         if not playable and self.write_protected:
@@ -177,21 +197,28 @@ class KitCassette(Cassette):
         return playable
 
     def play_response(self, request):
-        matches = list(self._responses(request))
+        wanted = self.filter_request(request)
+        matches = [index for index, (stored, _) in enumerate(self.data)
+                   if wanted and requests_match(wanted, stored, self.matchers)]
         if not matches:
             return super().play_response(request)
-        index, response = min(matches, key=lambda item: (self.play_counts[item[0]], item[0]))
+        # The least-played answer (vcrpy's own gives the first one again and again with allow_playback_repeats).
+        index = min(matches, key=lambda i: (self.play_counts[i], i))
         self.play_counts[index] += 1
+        response = self.data[index][1]
         self._log_call(request, response, "replay")
         return response
 
     def append(self, request, response):
         before = len(self.data)
         super().append(request, response)
-        if len(self.data) > before and self.record_mode != RecordMode.NONE:
+        if self.loaded and len(self.data) > before and self.record_mode != RecordMode.NONE:
             self._log_call(request, response, "live")
             self._note_source(response)
-            self._save(force=True)  # saved as it happens (vcrpy has no public save; its own exit saves too)
+            # Saved as it happens, so that a kernel that dies keeps the calls it paid for. vcrpy 9.4.2
+            # has no public way to write a cassette before its context exits: Cassette._save is what that
+            # exit calls (and still does, at the end).
+            self._save(force=True)
 
     def _log_call(self, request, response, source: str) -> None:
         record = call_record(request, response, source)
@@ -358,7 +385,7 @@ def use(mode: str, path: str | os.PathLike, lang: str = "fr", fresh: bool = Fals
         path=str(path),
         serializer=yamlserializer,
         record_mode=record_mode,
-        match_on=[route, body],
+        match_on=MATCH_ON,
         before_record_request=scrub_request,
         before_record_response=_scrubbed(keep_errors or mode == "replay"),
         before_save_interaction=_redact_interaction,

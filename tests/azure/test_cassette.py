@@ -323,3 +323,52 @@ def test_a_gateway_endpoint_is_recorded_as_the_kits_host_with_the_deployment_rea
     assert scrubbed.uri == (cassettes.SCRUBBED_ORIGIN + "/openai/deployments/gpt-35-turbo/chat/completions"
                             "?api-version=2023-03-15-preview")
     assert cassettes.deployment_of(request.path) == "gpt-35-turbo" and scrubbed.headers == {}
+
+
+def test_the_matchers_refuse_a_different_request_under_python_O():
+    """`python -O` drops assert statements: do the matchers still tell a different request from a recorded one?"""
+    import subprocess
+    import sys
+
+    script = """
+from vcr.matchers import requests_match
+from vcr.request import Request
+from rai_lab import cassette
+url = "https://azure-openai.invalid/openai/deployments/gpt-35-turbo/chat/completions?api-version=2023-03-15-preview"
+recorded = Request("POST", url, b'{"max_tokens": 100}', {})
+assert __debug__ is False
+print(requests_match(Request("POST", url, b'{"max_tokens": 100}', {}), recorded, cassette.MATCH_ON),
+      requests_match(Request("POST", url, b'{"max_tokens": 50}', {}), recorded, cassette.MATCH_ON),
+      requests_match(Request("GET", url, b'{"max_tokens": 100}', {}), recorded, cassette.MATCH_ON),
+      requests_match(Request("POST", url.replace("gpt-35-turbo", "gpt-4o"), b'{"max_tokens": 100}', {}), recorded,
+                     cassette.MATCH_ON))
+"""
+    done = subprocess.run([sys.executable, "-O", "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["True", "False", "False", "False"], done.stderr
+
+
+def test_the_kernel_imports_no_server_code():
+    """The learner's kernel (the kit cell's modules) loads no stand-in: a server is nothing the kernel runs."""
+    import subprocess
+    import sys
+
+    script = ("import sys, rai_lab.kit, rai_lab.cassette, rai_lab.quota\n"
+              "print(sorted(m for m in sys.modules if 'standin' in m))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_a_live_cassette_extended_logs_only_the_new_calls(tmp_path, azure_env):
+    """Live mode on a cassette that already holds calls: they are kept, and only the new ones are logged and saved."""
+    from rai_lab import events
+
+    endpoint, key = azure_env
+    path = tmp_path / "learner.yaml"
+    record_lab(path, endpoint, key, prompts=NEUTRAL[:2])
+    before = len(events.CALLS)
+    with cassettes.use("live", path):
+        ask(endpoint, key, NEUTRAL[2])
+        saved = yaml.safe_load(path.read_text())  # written as it happened, before the context ends
+    logged = events.CALLS[before:]
+    assert [call["request"]["messages"][1]["content"] for call in logged] == [NEUTRAL[2]]
+    assert len(saved["interactions"]) == 3 and len(yaml.safe_load(path.read_text())["interactions"]) == 3
