@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from rai_lab import cassette as cassettes
 from rai_lab import events, paths
 from rai_lab.errors import CassetteError, CassetteMissError
+from rai_lab.messages import LANGS, say, text
 
 MAX_BODY = 1 << 20  # a chat request of the lab is a few kB
 MISS_HEADER = "x-rai-lab-miss"
@@ -51,7 +52,7 @@ class Session:
             if not self.own and (not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.deployment)
                                  or path.resolve().parent != paths.CASSETTES.resolve()):
                 self.cassette = None  # a name, never a path: the kernel picks among the course's cassettes only
-                return {"error": f"no recorded cassette for the deployment {self.deployment!r}"}
+                return {"error": say("replay_no_cassette", self.lang, deployment=self.deployment)}
             try:
                 cassettes.load_safely(path)
             except CassetteError as err:
@@ -69,10 +70,9 @@ class Session:
         from vcr.request import Request
 
         with self.lock:
+            problem = self.start(self.deployment).get("error") if self.cassette is None else None
             if self.cassette is None:
-                self.start(self.deployment)
-            if self.cassette is None:
-                return 599, {MISS_HEADER: "1"}, b"no cassette"
+                return 599, {MISS_HEADER: "1", "content-type": "text/plain; charset=utf-8"}, str(problem).encode()
             request = Request(method, cassettes.SCRUBBED_ORIGIN + target, body or None,
                               {k: v for k, v in headers.items() if k.lower() in cassettes.KEPT_REQUEST_HEADERS})
             try:
@@ -190,10 +190,10 @@ class RemoteReplay:
             status, headers, payload = remote._post(request.method, target, request.read(),
                                                     request.headers.get("content-type"))
             if MISS_HEADER in headers:
-                text = payload.decode("utf-8", "replace")
-                if text.startswith("Requête refusée") or text.startswith("Request refused"):
-                    text = text.replace(cassettes.SCRUBBED_ORIGIN, f"{request.url.scheme}://{request.url.host}")
-                raise CassetteMissError(text)
+                said = payload.decode("utf-8", "replace")
+                if _refused_in_replay(said):  # it names the URL: the learner's host, not the recorded one
+                    said = said.replace(cassettes.SCRUBBED_ORIGIN, f"{request.url.scheme}://{request.url.host}")
+                raise CassetteMissError(said)
             sent = SimpleNamespace(body=request.content, path=request.url.path)  # what call_record reads of a request
             events.emit("call", **cassettes.call_record(sent, {"status": {"code": status}, "body": {"string": payload}},
                                                         "replay"))
@@ -209,3 +209,8 @@ class RemoteReplay:
         if self._original is not None:
             httpx.HTTPTransport.handle_request = self._original
             self._original = None
+
+
+def _refused_in_replay(said: str) -> bool:
+    """Whether a miss is the kit's "request refused in replay mode" (a call to another service), in any language."""
+    return any(said.startswith(text("replay_other", lang).split("{", 1)[0]) for lang in LANGS)
