@@ -154,12 +154,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=100, help="submissions to generate (default: 100)")
     parser.add_argument("--baseline-count", type=int, help="grade only the first K with plain nbgrader "
-                        "(its time is then scaled to --count, and says so)")
+                        "(its time is then scaled to --count, and says so; 0: skip the baseline)")
     parser.add_argument("--workers", type=int, help="rai-lab grade --workers (default: its own, the cores)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--no-trusted", action="store_true", help="skip (c), the same class without the sandbox")
     args = parser.parse_args()
-    base_count = min(args.baseline_count or args.count, args.count)
+    base_count = args.count if args.baseline_count is None else min(args.baseline_count, args.count)
     work = Path(tempfile.mkdtemp(prefix="rai-lab-bench-"))
     print(f"machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.1f} GiB; work: {work}")
     made = make_class(work / "class", args.count)
@@ -174,6 +174,14 @@ def main() -> int:
           f"sandbox: {timings.get('sandbox')}; limits {timings['limits']['cell']:g} s per cell, "
           f"{timings['limits']['notebook']:g} s per notebook (reference run {timings.get('reference_s', 0):.1f} s)")
 
+    if base_count:
+        baseline(work, made, base_count, args.count, b_time, b_scores, meter)
+    report_b(timings, args, work, b_time, b_scores, b_peak, meter)
+    return 0
+
+
+def baseline(work: Path, made: dict, base_count: int, count: int, b_time: float, b_scores: dict, meter) -> None:
+    """(a): plain nbgrader on the first `base_count` learners, compared with (b)."""
     base_dir = work / "class-a"
     base_dir.mkdir()
     learners = sorted(made)[:base_count]
@@ -183,8 +191,8 @@ def main() -> int:
     with meter:
         a_time, a_scores = plain_nbgrader(base_dir, learners, work / "a")
     a_peak = meter.peak
-    scaled = a_time * args.count / base_count
-    note = "" if base_count == args.count else f" for {base_count}; scaled to {args.count}: {scaled:.1f} s"
+    scaled = a_time * count / base_count
+    note = "" if base_count == count else f" for {base_count}; scaled to {count}: {scaled:.1f} s"
     print(f"(a) plain nbgrader, local Spark per notebook: {a_time:.1f} s ({a_time / base_count:.2f} s per notebook)"
           f"{note}, peak {a_peak / 2**30:.2f} GiB")
 
@@ -193,6 +201,10 @@ def main() -> int:
     print(f"grades identical on the {len(learners)} graded both ways: {'yes' if not differ else 'NO'}")
     for learner, (a, b) in sorted(differ.items()):
         print(f"  {learner} ({made[learner]}): nbgrader {a}, rai-lab {b}")
+
+
+def report_b(timings: dict, args, work: Path, b_time: float, b_scores: dict, b_peak: int, meter) -> None:
+    """Where (b)'s time goes, (c) without the sandbox, (d) an endless loop, and the goals."""
 
     notebooks = timings.pop("notebooks")
     per = [v["total"] for v in notebooks.values()]
@@ -204,6 +216,14 @@ def main() -> int:
     print(f"  grading with {timings['workers']} workers: {timings.get('grading_s', 0):.1f} s; per notebook in a worker: "
           f"median {statistics.median(per):.2f} s (autograde {statistics.median(auto):.2f} s, feedback "
           f"{statistics.median(feedback):.2f} s), slowest {max(per):.2f} s")
+    waits = [v.get("spark_wait", 0) for v in notebooks.values()]
+    checks = [v.get("spark_reset", 0) + v.get("spark_forget", 0) for v in notebooks.values()]
+    print(f"  the slot's Spark server between learners: checked and cleaned in {statistics.median(checks):.2f} s "
+          f"(median, while the last learner's feedback is written); a learner waited for it {statistics.median(waits):.2f} s "
+          f"(median), {max(waits):.1f} s at most (a server started anew)")
+    again = timings.get("graded_again") or {}
+    print(f"  graded again alone (a limit or a stopped service may have owed to the batch): {len(again)}"
+          + (f" ({', '.join(f'{k}: {v}' for k, v in sorted(again.items()))})" if again else ""))
     print(f"  worker start {statistics.median(timings['worker_start_s'] or [0]):.2f} s each; Spark server stop "
           f"{timings.get('spark_server_stop_s', 0):.1f} s; grades.csv, feedback pages and export {timings.get('outputs_s', 0):.1f} s")
     met = {}
@@ -227,7 +247,6 @@ def main() -> int:
     print("goal: " + ", ".join(f"{name} {'met' if ok else 'NOT met'}" for name, ok in met.items()))
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
-    return 0
 
 
 if __name__ == "__main__":

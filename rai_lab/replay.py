@@ -42,7 +42,7 @@ class Session:
     deployment: str = "gpt-35-turbo"
     cassette: cassettes.KitCassette | None = None
     calls: list[dict] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.RLock = field(default_factory=threading.RLock)  # serve() may start() under it
 
     def start(self, deployment: str) -> dict:
         """Pick the cassette for the kernel's `deployment` (the kit cell); its provenance and size."""

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from rai_lab import azure, events
 from rai_lab.errors import CassetteMissError, RaiLabError
+from rai_lab.quota import RequestTooLarge
 from rai_lab.messages import say
 
 KIT_DIR = str(Path(__file__).resolve().parent)
@@ -79,7 +80,7 @@ def handler(lang: str):
             chain, hidden = tb, []
         stb = shell.InteractiveTB.structured_traceback(etype, value, chain, tb_offset=tb_offset)
         # The kit's own errors already say what to do: their frames go without a word.
-        if hidden and not isinstance(value, (RaiLabError, CassetteMissError)):
+        if hidden and not isinstance(value, (RaiLabError, CassetteMissError, RequestTooLarge)):
             modules = ", ".join(dict.fromkeys(name for name in hidden if name))
             stb = [*stb[:-1], say("frames_hidden", lang, count=len(hidden), modules=modules), stb[-1]]
         advice = explain(value, tb, lang)
@@ -93,4 +94,4 @@ def handler(lang: str):
 
 
 def install(shell, lang: str) -> None:
-    shell.set_custom_exc((Exception, CassetteMissError), handler(lang))
+    shell.set_custom_exc((Exception, CassetteMissError, RequestTooLarge), handler(lang))
