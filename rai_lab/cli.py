@@ -331,7 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     grd.add_argument("--workers", type=int, default=None,
                      help="notebooks graded at the same time (default: the number of cores)")
     grd.add_argument("--batch-spark", choices=("shared", "local"), default="shared",
-                     help="the kernels' Spark: shared, one Spark Connect server for the batch; local, an embedded Spark "
+                     help="the kernels' Spark: shared, a Spark Connect server per worker that its learners use one after "
+                          "another (checked between them); local, an embedded Spark "
                           "per notebook (rai-lab run's --spark names a target, this a batch layout) (default: shared)")
     grd.add_argument("--no-progress", action="store_true", help="no progress bar")
     grd.set_defaults(func=cmd_grade)

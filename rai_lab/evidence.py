@@ -48,6 +48,24 @@ def load_checks():
     return sys.modules[_CHECKS_MODULE]
 
 
+def judge(name: str, snapshot: dict | Callable[[], dict], context: dict) -> dict:
+    """Check `name`'s verdict, {"passed": bool, "message": str}, on a snapshot and its context ({"lang",
+    "deployment", "calls"}): in the learner's kernel (`rai_lab.checking`) and in the grader (`rai_lab.sealed`).
+
+    A CheckFailed is the learner's message as the check wrote it; any other exception (an odd value of the
+    learner's) becomes "Type: message", never a crash. `snapshot` may be a function that takes it, so that a
+    value which fails to be read becomes a verdict too.
+    """
+    checks = load_checks()
+    try:
+        checks.run(name, snapshot() if callable(snapshot) else snapshot, context)
+    except checks.CheckFailed as failed:
+        return {"passed": False, "message": str(failed)}
+    except Exception as err:  # noqa: BLE001 - an odd value of the learner's becomes feedback, never a crash
+        return {"passed": False, "message": f"{type(err).__name__}: {str(err)[:300]}"}
+    return {"passed": True, "message": ""}
+
+
 def _plain(value, depth: int = 0):
     """A JSON value as it is, or a marker that never equals one (so a check cannot be fooled by a str())."""
     if value is None or isinstance(value, (bool, int, float, str)):
@@ -66,7 +84,7 @@ def describe(value, rows: bool = True) -> dict:
     """One variable as plain data: its kind, and its value, or a Spark DataFrame's schema and rows.
 
     `rows=False` (the grader asks): a Spark Connect DataFrame is sent as its plan only, which the
-    grader runs on the batch's server itself; the rows it checks are Spark's, not the kernel's word.
+    grader runs itself (in the learner's own session); the rows it checks are Spark's, not the kernel's word.
     """
     if is_spark_frame(value):
         kind = type(value)

@@ -85,10 +85,10 @@ def install_guard(lang: str = "fr") -> None:
 
 # -- the bubblewrap sandbox -------------------------------------------------------------------------
 SANDBOX_UID = 65534  # what a sandboxed process is inside (nobody); outside it is UID_BASE + n
-UID_BASE = 61000  # outside: the batch's Spark server is UID_BASE, grading slot n is UID_BASE + 1 + n
+UID_BASE = 61000  # outside: every worker's Spark server is UID_BASE (each in its own PID namespace), slot n UID_BASE + 1 + n
 SCRATCH = "/home/learner"  # the learner's private writable folder (a tmpfs of its own)
-SPARK_STATE = "/srv/spark"
-HOSTNAME = "rai-lab-sandbox"  # where the batch's Spark server sees its own state folder
+SPARK_STATE = "/srv/spark"  # where a Spark server sees its own state folder
+HOSTNAME = "rai-lab-sandbox"  # every sandbox's host name (the JVM resolves its own name)
 # Names a kernel may receive from the grader (everything else of the grader's environment stays out).
 KERNEL_PASS = ("RAI_LAB_LANG", "RAI_LAB_I18N", "RAI_LAB_GRADING", "RAI_LAB_REPLAY", "SPARK_REMOTE", "JPY_SESSION_NAME")
 

@@ -485,7 +485,8 @@ EXPECTED = {
     "huge-lazy-plan": (13, 4, "graded", None),
     # its own Spark server killed: both DataFrame checks and the Spark bonuses (samples_df, representation_df) 0;
     # the calls and the lists were made before, and the two bonuses on calls read the replay service's log
-    "spark-server-killer": (11, 2, "graded", "Spark"),
+    # its Spark client then waits on a server that is gone, ignoring the interrupt: the notebook stops in that cell
+    "spark-server-killer": (11, 0, "graded", "Spark"),
     # the same answers, other ways to a DataFrame
     "temp-view": (15, 4, "graded", None),
     "pandas-frames": (15, 4, "graded", None),
@@ -564,14 +565,16 @@ def test_a_dataframe_the_grader_cannot_read_within_its_limits_loses_that_check_a
 
 def test_a_learner_who_kills_its_own_spark_server_loses_its_own_spark_steps_only(hostile):
     """Does a learner whose UDF SIGKILLs every process it can signal (where Spark runs its Python) lose its own
-    DataFrame checks and Spark bonuses, and those only, told first that its Spark server stopped? (That nobody
-    else's row changes: EXPECTED, the honest learners' test, and the two orders.)"""
+    DataFrame checks and what follows them (its notebook stops in that cell: the Spark client waits on a server that
+    is gone and ignores the interrupt), and those only, told first that its Spark server stopped, then where its
+    notebook stopped? (That nobody else's row changes: EXPECTED, the honest learners' test, and the two orders.)"""
     rubric = tomllib.loads((ROOT / "graders" / "rubric.toml").read_text())["checks"]
     row = read_grades(hostile["out"])["spark-server-killer"]
-    spark_steps = {"neutral_df_built", "loaded_df_built", "bonus_samples_df", "bonus_representation"}
-    assert {name: float(row[name]) for name in rubric} == _full_marks(rubric, spark_steps), \
-        row["notes"]
-    assert "Spark" in row["notes"].split(" | ")[0]
+    lost = {"neutral_df_built", "loaded_df_built", *(name for name in rubric if rubric[name].get("bonus"))}
+    assert {name: float(row[name]) for name in rubric} == _full_marks(rubric, lost), row["notes"]
+    first, then = row["notes"].split(" | ")[:2]
+    assert "serveur Spark" in first and "noté seul" in first
+    assert "cellule de code n° 16" in then
 
 
 @pytest.mark.parametrize("learner", ["temp-view", "pandas-frames", "rows-and-todf"])
