@@ -95,6 +95,17 @@ def _busy(jvm, window: float = 0.3, tries: int = 6) -> bool:
     return True
 
 
+def _reap() -> None:
+    """Collect the exited children a subreaper inherits (spark-daemon.sh's shells, a JVM that died)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 def keep(state: str, port: int) -> int:
     """The keeper: start the server, answer the worker, stop the server when the worker's pipe closes."""
     from rai_lab import spark as spark_mod
@@ -116,11 +127,13 @@ def keep(state: str, port: int) -> int:
     except Exception as err:  # noqa: BLE001 - said to the worker, which says it to the instructor
         print(json.dumps({"error": f"{type(err).__name__}: {err}"}), flush=True)
         return 1
+    _reap()
     jvm = _jvm(folder)
     print(json.dumps({"ready": True, "spark": url, "pid": jvm.pid if jvm else None}), flush=True)
     try:
         for line in sys.stdin:
             command = line.strip()
+            _reap()
             jvm = _jvm(folder)
             if command == "status":
                 answer = {"alive": jvm is not None, "pid": jvm.pid if jvm else None}
