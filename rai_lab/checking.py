@@ -9,24 +9,21 @@ checks do not). An optional going-further check that the learner has not started
 
 These cells are for learning. While grading they never run in the learner's kernel: the grader
 takes the snapshot (`rai_lab.evidence.report`) and runs the same check in its own process
-(`rai_lab.sealed`), and its verdict is the one that counts.
+(`rai_lab.sealed`), and its verdict is the one that counts. Both sides make a check's verdict with
+`rai_lab.evidence.judge`.
 """
 
 from __future__ import annotations
 
 import sys
-import tomllib
 import warnings
 
-from rai_lab import events, evidence, kit, paths
+from rai_lab import events, evidence, kit
+from rai_lab.cells import rubric
 from rai_lab.messages import detect_lang, say
 
 # A going-further step is "started" once one of these exists (or a call asked for several answers).
 BONUS_NAMES = ("samples_rows", "samples_df", "neutral_samples", "representation_df")
-
-
-def rubric() -> dict[str, dict]:
-    return tomllib.loads((paths.GRADERS / "rubric.toml").read_text(encoding="utf-8"))["checks"]
 
 
 def _context(namespace: dict) -> dict:
@@ -52,13 +49,8 @@ def verdict(name: str, namespace: dict) -> tuple[str, str | None]:
     with warnings.catch_warnings():
         # A warning goes to stderr, and nbgrader scores a cell 0 for anything on stderr.
         warnings.simplefilter("ignore")
-        try:
-            checks.run(name, evidence.snapshot(checks.NEEDS.get(name, ()), namespace), context)
-        except AssertionError as err:
-            return "failed", str(err)
-        except Exception as err:  # noqa: BLE001 - a learner's odd value must become feedback
-            return "failed", f"{type(err).__name__}: {err}"
-    return "passed", None
+        judged = evidence.judge(name, lambda: evidence.snapshot(checks.NEEDS.get(name, ()), namespace), context)
+    return ("passed", None) if judged["passed"] else ("failed", judged["message"])
 
 
 def check(name: str, namespace: dict) -> bool:

@@ -15,6 +15,7 @@ from pathlib import Path
 import nbformat
 
 from rai_lab import paths
+from rai_lab.cells import is_check
 from rai_lab.release import without_markers
 
 HEADER = "# Databricks notebook source"
@@ -72,17 +73,11 @@ def _grade_id(cell) -> str | None:
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
-def _is_check(cell) -> bool:
-    """A graded check cell (it calls the kit's checks, which a cluster without the kit does not have)."""
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return bool(meta.get("grade")) and not meta.get("solution")
-
-
 def reference(nb):
     """The solution notebook as the bundle's job runs it: no check cells, no nbgrader markers, the
     deployment from the job's parameter, the Azure OpenAI variables from the cluster or a loud stop."""
     nb = nbformat.from_dict(nb)
-    nb.cells = [cell for cell in nb.cells if not _is_check(cell)]
+    nb.cells = [cell for cell in nb.cells if not is_check(cell)]  # they call the kit's checks: no kit on a cluster
     for cell in nb.cells:
         cell.source = without_markers(cell.source)
         if _grade_id(cell) == "kit_parameters":
@@ -96,7 +91,7 @@ def learner(nb):
     """The learner's notebook for Databricks: without the check cells, which need the kit (grading reads
     the .ipynb of lab/, not these files)."""
     nb = nbformat.from_dict(nb)
-    nb.cells = [cell for cell in nb.cells if not _is_check(cell)]
+    nb.cells = [cell for cell in nb.cells if not is_check(cell)]
     return nb
 
 

@@ -9,10 +9,7 @@ import tempfile
 from nbconvert.preprocessors import Preprocessor
 from traitlets import Bool, Integer
 
-
-def _is_test(cell) -> bool:
-    meta = cell.metadata.get("nbgrader", {})
-    return bool(meta.get("grade")) and not meta.get("solution")
+from rai_lab.cells import is_check
 
 
 class HideTestCode(Preprocessor):
@@ -21,7 +18,7 @@ class HideTestCode(Preprocessor):
     enabled = Bool(True)  # nbconvert runs a registered preprocessor only when it is enabled
 
     def preprocess_cell(self, cell, resources, index):
-        if cell.cell_type == "code" and _is_test(cell):
+        if is_check(cell):
             cell.source = cell.source.split("\n", 1)[0]  # the visible title line
             for output in cell.outputs:
                 if output.get("output_type") == "error":

@@ -32,22 +32,31 @@ def tool_env() -> dict[str, str]:
     return {**os.environ, "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")])}
 
 
+def prepare_course(course: Path, assignment: str, env: dict[str, str]) -> Path:
+    """nbgrader's course tree for `assignment` in the folder `course` (its gradebook.db there): the solutions as
+    its source/ (replacing any), the kit's nbgrader_config.py, and generate_assignment run with `env` (which sets
+    RAI_LAB_LANG). The released notebook's path; RaiLabError with nbgrader's output when it fails."""
+    source = course / "source" / assignment
+    shutil.rmtree(source, ignore_errors=True)
+    source.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(paths.SOLUTIONS / assignment, source)
+    shutil.copy(paths.GRADERS / "nbgrader_config.py", course / "nbgrader_config.py")
+    done = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force",
+         f"--CourseDirectory.root={course}", f"--CourseDirectory.db_url=sqlite:///{course / 'gradebook.db'}"],
+        cwd=course, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    released = course / "release" / assignment / paths.NOTEBOOK
+    if done.returncode != 0 or not released.exists():
+        raise RaiLabError(f"nbgrader generate_assignment failed for {assignment}:\n{done.stdout[-2000:]}")
+    return released
+
+
 def generate(lang: str, dest: Path) -> Path:
     """Run nbgrader generate_assignment for one language into `dest`; the released notebook's path."""
     assignment = paths.ASSIGNMENTS[lang]
     with tempfile.TemporaryDirectory(prefix="rai-lab-release-") as work:
-        course = Path(work)
-        shutil.copytree(paths.SOLUTIONS / assignment, course / "source" / assignment)
-        shutil.copy(paths.GRADERS / "nbgrader_config.py", course / "nbgrader_config.py")
-        env = {**tool_env(), "RAI_LAB_LANG": lang}
-        done = subprocess.run(
-            [sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force",
-             f"--CourseDirectory.root={course}", f"--CourseDirectory.db_url=sqlite:///{course / 'gradebook.db'}"],
-            cwd=course, env=env, capture_output=True, text=True,
-        )
-        released = course / "release" / assignment / paths.NOTEBOOK
-        if done.returncode != 0 or not released.exists():
-            raise RaiLabError(f"nbgrader generate_assignment failed for {assignment}:\n{done.stdout}{done.stderr}")
+        released = prepare_course(Path(work), assignment, {**tool_env(), "RAI_LAB_LANG": lang})
         target = dest / assignment / paths.NOTEBOOK
         target.parent.mkdir(parents=True, exist_ok=True)
         notebook = nbformat.read(released, as_version=4)

@@ -14,6 +14,7 @@ from pathlib import Path
 from rai_lab import cassette as cassettes
 from rai_lab import events, paths
 from rai_lab import spark as spark_mod
+from rai_lab.cells import is_check
 from rai_lab.errors import RaiLabError
 from rai_lab.messages import say
 from rai_lab.standin import DEFAULT_DEPLOYMENTS, StandinConfig, StandinServer
@@ -162,8 +163,7 @@ def _failed_check(output: Path) -> str | None:
     if not output.exists():
         return None
     for cell in nbformat.read(output, as_version=4).cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+        if is_check(cell):
             for out in cell.get("outputs", []):
                 if out.get("output_type") == "stream" and out.get("name") == "stderr":
                     return " ".join(out.get("text", "").split())
@@ -217,8 +217,7 @@ def _prepared(source: Path, target: Path, checks: bool) -> Path:
 
     nb = nbformat.read(source, as_version=4)
     if not checks:
-        nb.cells = [c for c in nb.cells if not c.get("metadata", {}).get("nbgrader", {}).get("grade")
-                    or c.get("metadata", {}).get("nbgrader", {}).get("solution")]
+        nb.cells = [cell for cell in nb.cells if not is_check(cell)]
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.source = without_markers(cell.source)

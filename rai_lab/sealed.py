@@ -27,6 +27,7 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 
 from rai_lab import evidence
+from rai_lab.cells import is_check
 from rai_lab.errors import RaiLabError
 from rai_lab.jupyterlab import FORMGRADER_ENV
 from rai_lab.messages import say
@@ -49,11 +50,6 @@ class Job:
 
 
 JOB: Job | None = None
-
-
-def is_check(cell) -> bool:
-    meta = cell.metadata.get("nbgrader", {})
-    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
 def _error(ename: str, message: str) -> NotebookNode:
@@ -173,13 +169,7 @@ class SealedExecute(Execute):
             evidence.rerun_frames(snapshot, self.job.spark)
         session = self.job.session
         context = {"lang": self.job.lang, "deployment": session.deployment, "calls": list(session.calls)}
-        try:
-            checks.run(name, snapshot, context)
-            verdict = {"passed": True, "message": ""}
-        except checks.CheckFailed as failed:
-            verdict = {"passed": False, "message": str(failed)}
-        except Exception as err:  # noqa: BLE001 - an odd value of the learner's becomes feedback, never a crash
-            verdict = {"passed": False, "message": f"{type(err).__name__}: {str(err)[:300]}"}
+        verdict = evidence.judge(name, snapshot, context)
         self.job.verdicts[name] = verdict
         cell.outputs = [] if verdict["passed"] else [_error("CheckFailed", verdict["message"])]
 

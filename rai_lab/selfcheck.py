@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rai_lab import paths
+from rai_lab.cells import is_check, rubric
 from rai_lab.errors import RaiLabError
 from rai_lab.messages import detect_lang, say, table
 
@@ -48,11 +49,6 @@ def notebook_lang(path: Path) -> str:
     return paths.notebook_lang(path) or detect_lang()
 
 
-def _is_check(cell) -> bool:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
-
-
 def _text_of(outputs) -> tuple[list[str], list[str]]:
     """(stdout lines, error and stderr lines) of a cell, without colours."""
     said, errors = [], []
@@ -82,8 +78,6 @@ def _going_further(cell) -> bool:
 def report(nb, lang: str) -> Report:
     """Read the verdicts from an executed notebook. The going-further cells count only once the
     learner has started that optional part (one of its checks is not ○)."""
-    from rai_lab.checking import rubric
-
     rubric_points = rubric()
     result = Report(lang)
     t = table("selfcheck", lang)
@@ -95,7 +89,7 @@ def report(nb, lang: str) -> Report:
             continue
         number += 1
         said, errors = _text_of(cell.get("outputs", []))
-        if _is_check(cell):
+        if is_check(cell):
             name = cell.metadata["nbgrader"].get("grade_id", "")
             entry = rubric_points.get(name, {})
             label = say(f"rubric.{name}", lang) if name in rubric_points else name

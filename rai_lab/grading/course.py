@@ -7,14 +7,11 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 import threading
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from rai_lab import intake, paths
-from rai_lab.errors import RaiLabError
+from rai_lab import intake, paths, release
 from rai_lab.grading.rubric import Outcome, reason, split_points
 
 
@@ -29,22 +26,10 @@ class CourseTree:
 
     # -- the course tree -------------------------------------------------------------------------
     def prepare(self) -> None:
-        (self.course / "source").mkdir(parents=True, exist_ok=True)
-        source = self.course / "source" / self.assignment
-        shutil.rmtree(source, ignore_errors=True)
-        shutil.copytree(paths.SOLUTIONS / self.assignment, source)
-        shutil.copy(paths.GRADERS / "nbgrader_config.py", self.course / "nbgrader_config.py")
-        done = self._nbgrader("generate_assignment", self.assignment, "--force")
-        if done.returncode != 0:
-            raise RaiLabError(f"nbgrader generate_assignment failed:\n{done.stdout[-2000:]}")
+        release.prepare_course(self.course, self.assignment, self._env())
         # Several workers write grades: WAL lets readers and one writer at a time work without errors.
         with sqlite3.connect(self.course / "gradebook.db") as db:
             db.execute("PRAGMA journal_mode=WAL")
-
-    def _nbgrader(self, *args: str) -> subprocess.CompletedProcess:
-        command = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={self.course}"]
-        return subprocess.run(command, cwd=self.course, env=self._env(), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
 
     def _stage(self, sub: intake.Submission) -> dict:
         """Put the submission in nbgrader's submitted/ folder; where its own cassette is, for the replay service."""

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import functools
-import tomllib
 from dataclasses import dataclass, field
 
-from rai_lab import paths
+from rai_lab.cells import rubric  # the one reader of graders/rubric.toml (the learner's kernel reads it too)
 from rai_lab.messages import say
 
 
@@ -31,11 +29,6 @@ class Outcome:
     sandbox: str = "bubblewrap"  # or "none" (--trusted)
     stopped: str = ""  # what stopped the notebook: notebook_time_limit, interrupt_ignored, kernel_crashed, killed
     provisional: bool = False  # a failure on the grader's side: never kept, graded again by the next run
-
-
-@functools.cache
-def rubric() -> dict[str, dict]:
-    return tomllib.loads((paths.GRADERS / "rubric.toml").read_text(encoding="utf-8"))["checks"]
 
 
 def is_bonus(name: str) -> bool:
