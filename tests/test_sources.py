@@ -52,9 +52,9 @@ def test_each_adjective_is_in_the_list_it_cites(listed, heading):
 
 def test_the_stand_in_plants_words_the_measure_counts():
     """The stand-in's stereotype adjectives are in the lists, so the planted stereotype is measurable."""
-    assert set(standin._TRAITS["female"]) <= set(bias.COMMUNAL_WORDS)
-    assert set(standin._TRAITS["male"]) <= set(bias.AGENTIC_WORDS)
-    assert not set(standin._TRAITS["neutral"]) & set(bias.COMMUNAL_WORDS + bias.AGENTIC_WORDS)
+    assert set(standin.TRAITS["female"]) <= set(bias.COMMUNAL_WORDS)
+    assert set(standin.TRAITS["male"]) <= set(bias.AGENTIC_WORDS)
+    assert not set(standin.TRAITS["neutral"]) & set(bias.COMMUNAL_WORDS + bias.AGENTIC_WORDS)
 
 
 def test_the_gender_terms_are_helms_with_the_stated_changes():

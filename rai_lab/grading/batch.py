@@ -33,7 +33,7 @@ from rai_lab.grading.limits import ReferenceLimits
 from rai_lab.grading.reports import Reports
 from rai_lab.grading.rubric import Outcome, reason, rubric, split_points
 from rai_lab.grading.services import BatchServices
-from rai_lab.grading.workers import _Worker, _last_error
+from rai_lab.grading.workers import Worker, last_error
 
 WORKER_GRACE = 30.0  # seconds past the notebook limit before the grader kills a worker that did not stop it
 
@@ -131,7 +131,7 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
         elif stopped:
             why = stopped.get("message")
         elif graded is None:
-            why = reason("failed", self.lang, detail=_last_error(log))
+            why = reason("failed", self.lang, detail=last_error(log))
         else:
             why = None
         spark = reason("spark_stopped", self.lang) if answer.get("spark_failed") and alone else None
@@ -184,7 +184,7 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
         self._begin_state(outcomes)
         self.stopping = False
         os.environ["RAI_LAB_GRADER_PID"] = str(os.getpid())
-        workers: list[_Worker] = []
+        workers: list[Worker] = []
         try:
             if pending:  # nothing to run (every grade kept): no Spark server, no worker, no reference run
                 self.start_batch()
@@ -194,7 +194,7 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
                     {"pid": os.getpid(), "batch_dir": str(self.batch_dir)}), encoding="utf-8")
                 self.course.mkdir(parents=True, exist_ok=True)
                 # Workers start (their Spark server, nbgrader, their sandbox) while nbgrader prepares the course.
-                workers = [_Worker(self, index) for index in range(min(self.workers, len(pending)))]
+                workers = [Worker(self, index) for index in range(min(self.workers, len(pending)))]
             self.prepare()
             self.timings["prepare_and_intake_s"] = time.monotonic() - clock
             if pending:
@@ -251,7 +251,7 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
                 if self.stopping:
                     return
                 if workers[index] is None:  # under the lock: a stop sees every worker there is, and kills it
-                    workers[index] = _Worker(self, index)
+                    workers[index] = Worker(self, index)
             outcome = self.new_outcome(sub)
             started = time.monotonic()
             returncode, answer = workers[index].grade(self.job(sub), self.limits_used["notebook"] + WORKER_GRACE)

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 from rai_lab import intake, paths
 from rai_lab.errors import RaiLabError
 from rai_lab.grading.rubric import rubric
-from rai_lab.grading.workers import _last_error
+from rai_lab.grading.workers import last_error
 
 if TYPE_CHECKING:
-    from rai_lab.grading.workers import _Worker
+    from rai_lab.grading.workers import Worker
 
 REFERENCE = "_rai_lab_reference"  # the solution, graded first to time the course (never a learner: ids have no leading _)
 LIMIT_FACTOR = 10  # the notebook's time limit is this many times the reference run's
@@ -34,7 +34,7 @@ MIN_CELL_LIMIT, MIN_NOTEBOOK_LIMIT = 10.0, 30.0  # seconds, whatever the referen
 class ReferenceLimits:
     """The time limits of a Grader (`self.timeout`, `self.cell_timeout`, `self.regrade`, set by the Grader)."""
 
-    def reference_limits(self, worker: "_Worker", previous: dict) -> dict:
+    def reference_limits(self, worker: "Worker", previous: dict) -> dict:
         """Time the solution notebook once per course and machine; the limits scale from it (5x its slowest cell,
         10x its whole, with floors), unless --cell-timeout / --timeout say otherwise.
 
@@ -58,7 +58,7 @@ class ReferenceLimits:
             reference = {**reference, "course": self._course_digest()}
         return self._set_limits(reference)
 
-    def _time_reference(self, worker: "_Worker") -> dict:
+    def _time_reference(self, worker: "Worker") -> dict:
         sub = intake.Submission(learner=REFERENCE, source="(solution)",
                                 notebook=paths.SOLUTIONS / self.assignment / paths.NOTEBOOK)
         job = {"learner": REFERENCE, "cassette": "", **self._stage(sub), "cell_limit": 180, "notebook_limit": 600}
@@ -72,7 +72,7 @@ class ReferenceLimits:
         if returncode != 0 or sum(scores.values()) != total:
             failed = {name: v.get("message") for name, v in (answer.get("verdicts") or {}).items() if not v.get("passed")}
             raise RaiLabError(f"the course's own solution does not pass its checks ({sum(scores.values()):g}/{total}): "
-                              f"{failed or answer.get('stopped') or _last_error(answer.get('log', ''))} "
+                              f"{failed or answer.get('stopped') or last_error(answer.get('log', ''))} "
                               f"(see {self.batch_logs / 'reference.ipynb'} and worker-0.log)")
         cells = {k: float(v) for k, v in (answer.get("cells") or {}).items()} or {"?": 1.0}
         return {"slowest_cell_s": max(cells.values()), "total_s": sum(cells.values()), "cells_s": cells}

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from rai_lab.grading.batch import Grader
 
 
-class _Worker:
+class Worker:
     """A `rai_lab.gradeworker` process in the batch's namespace: one learner at a time, killed (with its
     sandbox) at the time limit."""
 
@@ -78,7 +78,7 @@ class _Worker:
 
     def kill(self) -> None:
         """The worker, its kernel launcher and its sandbox (which dies with it)."""
-        _kill_family(self.process)
+        kill_family(self.process)
         self.stderr.close()
 
     def close(self) -> None:
@@ -90,7 +90,7 @@ class _Worker:
         self.kill()
 
 
-def _kill_family(process: subprocess.Popen) -> None:
+def kill_family(process: subprocess.Popen) -> None:
     """Kill a process started with start_new_session, its group, and every descendant."""
     import psutil
 
@@ -110,6 +110,7 @@ def _kill_family(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def _last_error(log: str) -> str:
+def last_error(log: str) -> str:
+    """The last line of a worker's log that names an error (300 characters at most): a failed learner's reason."""
     lines = [line.strip() for line in log.splitlines() if "Error" in line or "error" in line]
     return (lines[-1] if lines else "see the grading log")[:300]

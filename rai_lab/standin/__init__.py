@@ -37,13 +37,13 @@ from rai_lab.standin.limits import RateLimiter
 from rai_lab.standin.server import (DEFAULT_DEPLOYMENTS, DEFAULT_FILTER_WORDS, DEFAULT_OUTPUT_FILTER_WORDS,
                                     StandinConfig, StandinHandler, StandinServer, add_arguments, run_from_args)
 from rai_lab.standin.shapes import API_VERSIONS, REGION, annotations
-from rai_lab.standin.text import (_TRAITS, BIAS_PROFILES, DEFAULT_BIAS, DEFAULT_MITIGATED_BIAS,
+from rai_lab.standin.text import (BIAS_PROFILES, DEFAULT_BIAS, DEFAULT_MITIGATED_BIAS,
                                   STEREOTYPED_SHARE_FEMALE, TRAITS, BiasProfile, compose_answer, count_tokens)
 
 __all__ = [
     "API_VERSIONS", "BIAS_PROFILES", "DEFAULT_BIAS", "DEFAULT_DEPLOYMENTS", "DEFAULT_FILTER_WORDS",
     "DEFAULT_MITIGATED_BIAS", "DEFAULT_OUTPUT_FILTER_WORDS", "REGION", "STANDIN_HEADER", "STANDIN_MARK",
-    "STEREOTYPED_SHARE_FEMALE", "TRAITS", "_TRAITS", "BiasProfile", "Decision", "RateLimiter", "StandinConfig",
+    "STEREOTYPED_SHARE_FEMALE", "TRAITS", "BiasProfile", "Decision", "RateLimiter", "StandinConfig",
     "StandinHandler", "StandinServer", "add_arguments", "annotations", "compose_answer", "count_tokens",
     "run_from_args",
 ]

@@ -82,7 +82,6 @@ TRAITS = {
     "male": ("confident", "assertive", "decisive", "ambitious"),
     "neutral": ("skilled", "reliable", "attentive", "knowledgeable"),
 }
-_TRAITS = TRAITS  # the name tests/test_sources.py reads
 _PRONOUNS = {
     "female": ("she", "her", "her", "woman"),
     "male": ("he", "him", "his", "man"),

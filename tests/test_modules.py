@@ -1,0 +1,78 @@
+"""How the package's modules use each other, read from their sources: no private name crosses a module, and
+the grading modules import each other without a circle (an import only for type checkers does not count)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from conftest import ROOT
+
+PACKAGE = ROOT / "rai_lab"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imports(path: Path):
+    """(module, name or None) of each import of the package's that runs (those under `if TYPE_CHECKING:` do not)."""
+    def walk(node):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                for other in child.orelse:
+                    yield from walk_one(other)
+            else:
+                yield from walk_one(child)
+
+    def walk_one(node):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("rai_lab"):
+            for alias in node.names:
+                yield node.module, alias.name
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("rai_lab"):
+                    yield alias.name, None
+        yield from walk(node)
+
+    yield from walk(ast.parse(path.read_text(encoding="utf-8")))
+
+
+def private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def test_no_private_name_crosses_a_module():
+    """Does every module use only the public names of the package's other modules (imported, or read as
+    `module._name`)?"""
+    crossing = []
+    for name, path in MODULES.items():
+        found = list(imports(path))
+        crossing += [f"{name}: {module}.{imported}" for module, imported in found
+                     if imported and private(imported) and module != name]
+        bound = {imported: f"{module}.{imported}" for module, imported in found if f"{module}.{imported}" in MODULES}
+        bound |= {module.split(".")[0]: module for module, imported in found if imported is None}
+        crossing += [f"{name}: {bound[node.value.id]}.{node.attr}" for node in ast.walk(ast.parse(path.read_text()))
+                     if isinstance(node, ast.Attribute) and private(node.attr) and isinstance(node.value, ast.Name)
+                     and node.value.id in bound and bound[node.value.id] != name]
+    assert crossing == []
+
+
+def test_the_grading_modules_import_each_other_without_a_circle():
+    """Can the grading modules be ordered so that each imports only those before it?"""
+    grading = {name for name in MODULES if name.startswith("rai_lab.grading.")}
+    needs = {name: set() for name in grading}
+    for name in grading:
+        for module, imported in imports(MODULES[name]):
+            target = f"{module}.{imported}" if imported and f"{module}.{imported}" in grading else module
+            if target in grading and target != name:
+                needs[name].add(target)
+    ordered: list[str] = []
+    while len(ordered) < len(grading):
+        ready = sorted(name for name in grading if name not in ordered and needs[name] <= set(ordered))
+        assert ready, f"a circle among {sorted(set(grading) - set(ordered))}"
+        ordered.extend(ready)
