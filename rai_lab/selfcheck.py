@@ -127,7 +127,8 @@ def run(path: Path, timeout: int = 180) -> Report:
     import nbformat
     from nbclient import NotebookClient
 
-    from jupyter_client import KernelManager
+    from jupyter_client import AsyncKernelManager
+    from jupyter_core.utils import run_sync
 
     from rai_lab import kit
     from rai_lab.runner import environment
@@ -149,12 +150,16 @@ def run(path: Path, timeout: int = 180) -> Report:
     with environment({"RAI_LAB_LANG": lang, kit.GRADING_ENV: None}):
         with tempfile.TemporaryDirectory(prefix="rai-lab-check-") as scratch:
             # IPC transport: the kernel's messages never touch a TCP port.
-            kernel = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(scratch) / "kernel"))
+            kernel = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=str(Path(scratch) / "kernel"))
+            # A cell over the limit is interrupted and the run goes on. The kernel manager must be the async one
+            # nbclient expects: with a blocking one, reading the kernel's output blocked nbclient's event loop, and a
+            # cell stuck in time.sleep was never stopped (nor was `rai-lab check` by SIGTERM).
             client = NotebookClient(nb, km=kernel, timeout=timeout, kernel_name="python3", allow_errors=True,
+                                    interrupt_on_timeout=True,
                                     resources={"metadata": {"path": str(path.parent.resolve())}})
             try:
                 client.execute()
             finally:
                 if kernel.has_kernel:
-                    kernel.shutdown_kernel(now=True)
+                    run_sync(kernel.shutdown_kernel)(now=True)
     return report(nb, lang)

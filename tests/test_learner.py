@@ -65,6 +65,19 @@ def test_rai_lab_check_reports_every_step_in_the_terminal(notebooks):
     assert all(not c.get("outputs") for c in nbformat.read(notebooks["filled"], 4).cells if c.cell_type == "code")
 
 
+def test_rai_lab_check_stops_a_cell_over_its_limit_and_goes_on(tmp_path):
+    """Does `rai-lab check --cell-timeout` interrupt a cell stuck in time.sleep, report it, and finish? (It used to wait
+    forever: a blocking kernel manager stalled nbclient's event loop.)"""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import time\ntime.sleep(3600)"), nbformat.v4.new_code_cell("print('after')")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "sleeps.ipynb"
+    nbformat.write(nb, path)
+    done = rai_lab_command("check", str(path), "--cell-timeout", "5", timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "n° 1 : KeyboardInterrupt" in done.stdout and "n° 2" not in done.stdout  # the next cell ran, cleanly
+
+
 def test_an_error_deep_in_a_library_shows_the_learners_line_and_what_was_hidden(tmp_path):
     """A replay miss raised inside openai/httpx/vcr: the learner's cell line, one line for the rest."""
     nb = subs.filled("fr", generate=subs.GENERATE_OK.replace("max_tokens=100", "max_tokens=50", 1))
