@@ -246,7 +246,7 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
         lock = threading.Lock()
         bar = tqdm(total=len(pending), desc="grading", unit="notebook", disable=not progress, file=sys.stderr)
 
-        def grade_one(index: int, sub: intake.Submission, alone: bool) -> None:
+        def grade_one(index: int, sub: intake.Submission, alone: bool, again: bool = False) -> None:
             with lock:
                 if self.stopping:
                     return
@@ -261,7 +261,7 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
             why = disturbed(returncode, answer)
             outcome = self.conclude(sub, outcome, returncode, answer, alone=alone)
             with lock:
-                self.timings["notebooks"][sub.learner + (" (alone)" if alone else "")] = seconds
+                self.timings["notebooks"][sub.learner + (" (again, alone)" if again else "")] = seconds
                 results[sub.learner] = outcome
                 if why and not alone:
                     again.append(sub)
@@ -285,7 +285,7 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
         for thread in threads:
             thread.join()
         for sub in sorted(again, key=lambda item: item.learner):  # every other worker is idle now
-            grade_one(0, sub, alone=True)
+            grade_one(0, sub, alone=True, again=True)
         bar.close()
         return [results[sub.learner] for sub in pending]
 
