@@ -246,7 +246,7 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
         lock = threading.Lock()
         bar = tqdm(total=len(pending), desc="grading", unit="notebook", disable=not progress, file=sys.stderr)
 
-        def grade_one(index: int, sub: intake.Submission, alone: bool, again: bool = False) -> None:
+        def grade_one(index: int, sub: intake.Submission, alone: bool, second: bool = False) -> None:
             with lock:
                 if self.stopping:
                     return
@@ -261,7 +261,7 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
             why = disturbed(returncode, answer)
             outcome = self.conclude(sub, outcome, returncode, answer, alone=alone)
             with lock:
-                self.timings["notebooks"][sub.learner + (" (again, alone)" if again else "")] = seconds
+                self.timings["notebooks"][sub.learner + (" (again, alone)" if second else "")] = seconds
                 results[sub.learner] = outcome
                 if why and not alone:
                     again.append(sub)
@@ -277,7 +277,11 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
                     sub = jobs.get_nowait()
                 except queue.Empty:
                     return
-                grade_one(index, sub, alone=len(workers) == 1)
+                try:
+                    grade_one(index, sub, alone=len(workers) == 1)
+                except Exception as err:  # noqa: BLE001 - a fault of the grader's own: this learner is not lost
+                    with lock:
+                        results[sub.learner] = self.grader_fault(sub, err)
 
         threads = [threading.Thread(target=serve, args=(i,), daemon=True) for i in range(len(workers))]
         for thread in threads:
@@ -285,9 +289,17 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
         for thread in threads:
             thread.join()
         for sub in sorted(again, key=lambda item: item.learner):  # every other worker is idle now
-            grade_one(0, sub, alone=True, again=True)
+            grade_one(0, sub, alone=True, second=True)
         bar.close()
-        return [results[sub.learner] for sub in pending]
+        return [results.get(sub.learner) or self.grader_fault(sub, RuntimeError("not graded")) for sub in pending]
+
+    def grader_fault(self, sub: intake.Submission, err: BaseException) -> Outcome:
+        """A learner whom the grader itself failed (a bug of ours): a row that says so, never kept (graded next run)."""
+        outcome = self.new_outcome(sub)
+        outcome.status, outcome.provisional = "failed", True
+        outcome.notes.insert(0, reason("provisional", self.lang))
+        outcome.notes.append(reason("failed", self.lang, detail=f"{type(err).__name__}: {str(err)[:200]}"))
+        return outcome
 
 
 def disturbed(returncode: int, answer: dict) -> str | None:
