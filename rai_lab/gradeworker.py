@@ -78,6 +78,29 @@ def load_config(course: Path):
     return config
 
 
+class JsonLines:
+    """JSON lines from a child's stdout, read unbuffered (so that select() sees what is left): the fork server's, and
+    a slot Spark server's keeper's. `read` gives the next one, {"gone": True} at its end, {"timeout": True}."""
+
+    def __init__(self, process: subprocess.Popen):
+        self.process = process
+        self.pending = b""
+
+    def read(self, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.pending:
+            ready, _, _ = select.select([self.process.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            chunk = os.read(self.process.stdout.fileno(), 65536) if ready else b""
+            if not chunk:
+                return {"gone": True} if ready else {"timeout": True}
+            self.pending += chunk
+        line, self.pending = self.pending.split(b"\n", 1)
+        try:
+            return json.loads(line)
+        except ValueError:
+            return {"noise": line.decode("utf-8", "replace")}
+
+
 class Slot:
     """This worker's sandbox and its fork server; the kernelspec that launches kernels through it."""
 
@@ -143,7 +166,7 @@ class Slot:
                                         stderr=self.log, bufsize=0, pass_fds=pass_fds, start_new_session=True)
         if args_fd is not None:
             os.close(args_fd)
-        self.pending = b""  # what was read of the fork server's stdout past the last whole line
+        self.lines = JsonLines(self.process)
         listener.close()  # the fork server holds it now
         self.kernels = self.cleaned = 0
         answer = self._read(120)
@@ -151,19 +174,7 @@ class Slot:
             raise RuntimeError(f"the grading sandbox did not start: {answer} (see {self.log.name})")
 
     def _read(self, timeout: float) -> dict:
-        """The fork server's next line (read unbuffered, so that select() sees what is left), or {"gone": True}."""
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self.pending:
-            ready, _, _ = select.select([self.process.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            chunk = os.read(self.process.stdout.fileno(), 65536) if ready else b""
-            if not chunk:
-                return {"gone": True}
-            self.pending += chunk
-        line, self.pending = self.pending.split(b"\n", 1)
-        try:
-            return json.loads(line)
-        except ValueError:
-            return {"noise": line.decode("utf-8", "replace")}
+        return self.lines.read(timeout)
 
     def ready_for_next(self) -> None:
         """Before a learner's kernel: the last one's sandbox is cleared, or the slot is started anew."""
@@ -173,7 +184,7 @@ class Slot:
         deadline = time.monotonic() + 20
         while True:
             ready, _, _ = select.select([self.process.stdout], [], [], 0)
-            if not ready and b"\n" not in self.pending and self.cleaned >= self.kernels:
+            if not ready and b"\n" not in self.lines.pending and self.cleaned >= self.kernels:
                 break
             answer = self._read(max(0.0, deadline - time.monotonic()))
             if "kernel" in answer:

@@ -95,8 +95,8 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
             return "embedded in each kernel (--batch-spark local)"
         rerun = f"{evidence.RERUN_ROWS} rows and {self.limits_used['cell']:g} s" if self.limits_used.get("cell") \
             else f"{evidence.RERUN_ROWS} rows and the cell limit"
-        return (f"a Spark Connect server per worker ({self.workers}), each with a {slotspark.HEAP}B heap and "
-                f"{slotspark.PYTHON_WORKER_MEMORY}B per Python worker (UDF); a DataFrame re-run reads at most {rerun}")
+        return (f"a Spark Connect server per worker ({self.workers}), each with a {slotspark.HEAP[:-1]} {slotspark.HEAP[-1].upper()}B heap and "
+                f"{slotspark.PYTHON_WORKER_MEMORY[:-1]} {slotspark.PYTHON_WORKER_MEMORY[-1].upper()}B per Python worker (UDF); a DataFrame re-run reads at most {rerun}")
 
     # -- one learner ---------------------------------------------------------------------------------------
     def new_outcome(self, sub: intake.Submission) -> Outcome:

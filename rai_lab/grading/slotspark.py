@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import shutil
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from rai_lab.gradeworker import JsonLines
 
 DEFAULT_PORT = 15002
 RSS_LIMIT = 1200 << 20  # a JVM holding more than this between learners (heap 640 MB) is started anew
@@ -166,7 +167,7 @@ class SlotSpark:
         self.url = f"sc://127.0.0.1:{self.port}"
         self.restarts: list[str] = []  # why the server was started anew, batch-long
         self.seconds: dict = {}  # what the last check between learners took
-        self.pending = b""
+        self.lines: JsonLines | None = None  # the keeper's answers
 
     def start(self) -> None:
         """Start the keeper's sandbox (the JVM starts inside); `wait` reads its answer."""
@@ -199,7 +200,7 @@ class SlotSpark:
         log.close()
         if args_fd is not None:
             os.close(args_fd)
-        self.pending = b""
+        self.lines = JsonLines(self.process)
 
     def wait(self, timeout: float = 300) -> None:
         answer = self._read(timeout)
@@ -209,20 +210,7 @@ class SlotSpark:
         self.pid = answer.get("pid")
 
     def _read(self, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self.pending:
-            if self.process is None:
-                return {"gone": True}
-            ready, _, _ = select.select([self.process.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            chunk = os.read(self.process.stdout.fileno(), 65536) if ready else b""
-            if not chunk:
-                return {"gone": True} if ready else {"timeout": True}
-            self.pending += chunk
-        line, self.pending = self.pending.split(b"\n", 1)
-        try:
-            return json.loads(line)
-        except ValueError:
-            return {"noise": line.decode("utf-8", "replace")}
+        return self.lines.read(timeout) if self.lines is not None else {"gone": True}
 
     def ask(self, command: str, timeout: float = 15) -> dict:
         if self.process is None or self.process.poll() is not None:
@@ -295,6 +283,7 @@ class SlotSpark:
     def stop(self) -> None:
         """The keeper stops the server; the sandbox is killed whole if it does not leave in time."""
         process, self.process = self.process, None
+        self.lines = None
         if process is None:
             return
         try:
