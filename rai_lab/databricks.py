@@ -24,27 +24,31 @@ MAGIC = "# MAGIC"
 
 
 def to_source(nb) -> str:
-    """A notebook as a Databricks source file: code as is, markdown as `# MAGIC %md` lines."""
+    """A notebook as a Databricks source file: code as is, markdown and magic cells (`%pip ...`) as `# MAGIC` lines."""
     blocks = []
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             lines = ["%md", *cell.source.splitlines()]
             blocks.append("\n".join(f"{MAGIC} {line}".rstrip() for line in lines))
+        elif cell.cell_type == "code" and cell.source.startswith("%"):
+            blocks.append("\n".join(f"{MAGIC} {line}".rstrip() for line in cell.source.splitlines()))
         elif cell.cell_type == "code":
             blocks.append(cell.source)
     return HEADER + "\n" + f"\n\n{SEPARATOR}\n\n".join(blocks) + "\n"
 
 
 def from_source(text: str) -> list[tuple[str, str]]:
-    """The (cell type, source) pairs of a Databricks source file."""
+    """The (cell type, source) pairs of a Databricks source file as `to_source` writes it (a learner's export, with
+    its titles and other magics, is read by rai_lab.grading.instructor.databricks_formats)."""
     if not text.startswith(HEADER):
         raise ValueError("not a Databricks source notebook")
     cells = []
     for block in text[len(HEADER):].strip("\n").split(f"\n\n{SEPARATOR}\n\n"):
         lines = block.splitlines()
-        if lines and lines[0] == f"{MAGIC} %md":
-            body = [line[len(MAGIC) + 1:] if line.startswith(MAGIC + " ") else "" for line in lines[1:]]
-            cells.append(("markdown", "\n".join(body)))
+        if lines and lines[0].startswith(f"{MAGIC} %"):
+            body = "\n".join(line[len(MAGIC) + 1:] if line.startswith(MAGIC + " ") else "" for line in lines)
+            cells.append(("markdown", body.split("\n", 1)[1] if "\n" in body else "") if lines[0] == f"{MAGIC} %md"
+                         else ("code", body))
         else:
             cells.append(("code", block))
     return cells
@@ -87,11 +91,24 @@ def reference(nb):
     return nb
 
 
+# Databricks' own way to install a notebook's libraries ("Notebook-scoped Python libraries": `%pip install` in a cell
+# of its own, then `dbutils.library.restartPython()` in the next), the exercise's `%pip` form. They replace the lab's
+# install cell (kit_databricks), which does the same from Python and nothing outside Databricks.
+PIP_INSTALL = "%pip install openai==1.42.0 httpx==0.27.2"
+RESTART = "dbutils.library.restartPython()"
+
+
 def learner(nb):
-    """The learner's notebook for Databricks: without the check cells, which need the kit (grading reads
-    the .ipynb of lab/, not these files)."""
+    """The learner's notebook for Databricks: the install as `%pip` then restartPython, and without the check cells,
+    which need the kit (grading maps an export back to lab/'s notebook: rai_lab.grading.instructor.databricks_formats)."""
     nb = nbformat.from_dict(nb)
-    nb.cells = [cell for cell in nb.cells if not is_check(cell)]
+    cells = []
+    for cell in nb.cells:
+        if _grade_id(cell) == "kit_databricks":
+            cells += [nbformat.v4.new_code_cell(PIP_INSTALL), nbformat.v4.new_code_cell(RESTART)]
+        elif not is_check(cell):
+            cells.append(cell)
+    nb.cells = cells
     return nb
 
 

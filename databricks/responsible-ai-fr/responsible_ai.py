@@ -136,30 +136,15 @@
 
 # COMMAND ----------
 
-# rai-lab, Databricks : openai==1.42.0 (l'exercice) et httpx==0.27.2 (qu'il lui faut), installés s'ils manquent
-# rai-lab, Databricks: openai==1.42.0 (the exercise) and httpx==0.27.2 (which it needs), installed when missing
-import os
-
-if os.environ.get("DATABRICKS_RUNTIME_VERSION") or os.environ.get("RAI_LAB_SPARK") == "databricks":
-    from importlib.metadata import PackageNotFoundError, version
-
-    def installed(package):
-        try:
-            return version(package)
-        except PackageNotFoundError:
-            return None
-
-    if (installed("openai"), installed("httpx")) == ("1.42.0", "0.27.2"):
-        print("openai 1.42.0, httpx 0.27.2")
-    else:
-        get_ipython().run_line_magic("pip", "install --quiet openai==1.42.0 httpx==0.27.2")
-        if "dbutils" in globals():  # Python redémarre : continuez à la cellule suivante / Python restarts: go on with the next cell
-            dbutils.library.restartPython()
-        else:
-            print("rai-lab: redémarrez le noyau / restart the kernel")
+# MAGIC %pip install openai==1.42.0 httpx==0.27.2
 
 # COMMAND ----------
 
+dbutils.library.restartPython()
+
+# COMMAND ----------
+
+# rai-lab step: kit_parameters (gardez cette ligne / keep this line)
 # rai-lab: paramètres / parameters (papermill can override them)
 mode = "replay"  # "replay": réponses enregistrées, hors ligne / recorded answers, offline; "live": Azure OpenAI
 deployment = "gpt-35-turbo"  # nom du déploiement / deployment name ("gpt-4o" is recorded too)
@@ -196,6 +181,7 @@ else:
 
 # COMMAND ----------
 
+# rai-lab step: env_vars (gardez cette ligne / keep this line)
 import os
 
 # VOTRE CODE ICI
@@ -313,6 +299,7 @@ loaded_input = [
 
 # COMMAND ----------
 
+# rai-lab step: generate_answers (gardez cette ligne / keep this line)
 # VOTRE CODE ICI
 raise NotImplementedError()
 
@@ -335,6 +322,7 @@ raise NotImplementedError()
 
 # COMMAND ----------
 
+# rai-lab step: build_dataframes (gardez cette ligne / keep this line)
 # VOTRE CODE ICI
 raise NotImplementedError()
 
@@ -367,6 +355,7 @@ raise NotImplementedError()
 
 # COMMAND ----------
 
+# rai-lab step: gf_setup (gardez cette ligne / keep this line)
 # Aller plus loin / Going further: mesures, paramètres, prompts miroirs / measures, settings, mirrored prompts
 from pyspark.sql import functions as F
 
@@ -422,6 +411,7 @@ mitigation_prompt = system_prompt + " Use gender-neutral language (they/them) an
 
 # COMMAND ----------
 
+# rai-lab step: gf_sampling (gardez cette ligne / keep this line)
 # VOTRE CODE ICI
 raise NotImplementedError()
 
@@ -450,6 +440,7 @@ raise NotImplementedError()
 
 # COMMAND ----------
 
+# rai-lab step: gf_representation (gardez cette ligne / keep this line)
 # VOTRE CODE ICI
 raise NotImplementedError()
 
@@ -466,6 +457,7 @@ raise NotImplementedError()
 
 # COMMAND ----------
 
+# rai-lab step: gf_compare (gardez cette ligne / keep this line)
 changes = bias.before_after(neutral_samples, by=["profession"]).orderBy("measure", "profession").toPandas()
 display(changes)
 
