@@ -4,7 +4,7 @@ Each check takes a snapshot of the notebook (`rai_lab.evidence`: the Azure varia
 data, the variables named in NEEDS) and a context (language, deployment, calls), and raises
 CheckFailed with a message for the learner (what was expected, what was found) in their language.
 While grading, this runs in the grader's process, never in the learner's kernel, and the calls are
-those the grader's replay service served to that learner (`rai_lab.replay`), not the kernel's log.
+those the grader's replay service served to that learner (`rai_lab.grading.worker.replay`), not the kernel's log.
 """
 
 from __future__ import annotations

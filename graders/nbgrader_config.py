@@ -23,22 +23,22 @@ c.Execute.timeout = int(os.environ.get("RAI_LAB_CELL_TIMEOUT", "180"))
 # no check reads them: grading skips them unless asked (`rai-lab grade --run-illustrations`).
 c.Execute.skip_cells_with_tag = "" if os.environ.get("RAI_LAB_ILLUSTRATIONS") == "run" else "rai-lab-illustration"
 if os.environ.get("RAI_LAB_KERNEL"):
-    # The grading kernel: warm, in the grading worker's bubblewrap sandbox (rai_lab/gradeworker.py).
+    # The grading kernel: warm, in the grading worker's bubblewrap sandbox (rai_lab/grading/worker/main.py).
     c.Execute.kernel_name = os.environ["RAI_LAB_KERNEL"]
 if os.environ.get("RAI_LAB_IPC"):
     # Unix sockets between nbgrader and the kernel, in the one folder the sandbox shares with the grader.
     c.KernelManager.transport = "ipc"
     c.KernelManager.ip = os.environ["RAI_LAB_IPC"]
 c.Autograde.autograde_preprocessors = [
-    # nbgrader's Execute, with each check judged by the grader outside the learner's kernel and every
-    # stop (time limits, a crash) given its reason (rai_lab/sealed.py); outside `rai-lab grade` it is Execute.
-    "rai_lab.sealed.SealedExecute",
-    # Tracebacks cut to the learner's own cells; no path of the grader's machine (rai_lab/feedback.py).
-    "rai_lab.feedback.TrimTracebacks",
+    # nbgrader's Execute, with each check judged by the grader outside the learner's kernel and every stop
+    # (time limits, a crash) given its reason (rai_lab/grading/worker/sealed.py); outside `rai-lab grade`, Execute.
+    "rai_lab.grading.worker.sealed.SealedExecute",
+    # Tracebacks cut to the learner's own cells; no path of the grader's machine (rai_lab/grading/worker/feedback.py).
+    "rai_lab.grading.worker.feedback.TrimTracebacks",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
-    "rai_lab.feedback.LimitOutputSize",
+    "rai_lab.grading.worker.feedback.LimitOutputSize",
     "nbgrader.preprocessors.SaveAutoGrades",
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
@@ -46,6 +46,6 @@ c.Autograde.autograde_preprocessors = [
 # Feedback shows why a check failed, never the check cell's code (nbgrader issues #917, #1363).
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
-    "rai_lab.feedback.HideTestCode",
+    "rai_lab.grading.worker.feedback.HideTestCode",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]

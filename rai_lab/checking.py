@@ -9,7 +9,7 @@ checks do not). An optional going-further check that the learner has not started
 
 These cells are for learning. While grading they never run in the learner's kernel: the grader
 takes the snapshot (`rai_lab.evidence.report`) and runs the same check in its own process
-(`rai_lab.sealed`), and its verdict is the one that counts. Both sides make a check's verdict with
+(`rai_lab.grading.worker.sealed`), and its verdict is the one that counts. Both sides make a check's verdict with
 `rai_lab.evidence.judge`.
 """
 

@@ -140,7 +140,7 @@ def cmd_record(args) -> int:
 
 def cmd_grade(args) -> int:
     from rai_lab import grading
-    from rai_lab.grading import stop
+    from rai_lab.grading.instructor import stop
 
     # Ctrl-C, SIGTERM (timeout, a scheduler) and SIGHUP (a closed terminal) stop the batch in order: every process
     # it started is killed, its /run folder removed, the grades already made kept; the same command resumes.

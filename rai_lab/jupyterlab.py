@@ -20,7 +20,7 @@ from rai_lab import paths
 from rai_lab.errors import RaiLabError
 
 CONFIG = paths.ROOT / "jupyter"
-# Set in the formgrader's server: nbgrader's autograde stops there (rai_lab.sealed.SealedExecute).
+# Set in the formgrader's server: nbgrader's autograde stops there (rai_lab.grading.worker.sealed.SealedExecute).
 FORMGRADER_ENV = "RAI_LAB_FORMGRADER"
 
 

@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rai_lab import cassette as cassettes
-from rai_lab import azure, events, paths, quota, replay, tables, tracebacks
+from rai_lab import azure, events, paths, quota, tables, tracebacks
 from rai_lab import spark as spark_mod
 from rai_lab.errors import CassetteError, RaiLabError
+from rai_lab.grading.sandboxed import replay
 from rai_lab.messages import detect_lang, say
 
 MODES = ("replay", "live")
-# Set by `rai-lab grade` for the learner's kernel: replay only, answered by its replay service (rai_lab.replay).
+# Set by `rai-lab grade` for the learner's kernel: replay only, answered by its replay service (rai_lab.grading.worker.replay).
 GRADING_ENV = "RAI_LAB_GRADING"
 LAB_DATAFRAMES = ("neutral_df", "loaded_df")
 

@@ -3,7 +3,7 @@
 The same verdicts as the check cells in JupyterLab and as nbgrader's Validate (rai_lab.checking),
 in a terminal: ✓, ✗ with what to do, ○ for an optional step not started, and the learner's cells
 that stopped with an error. The notebook is run in a copy beside it; the file itself is not touched.
-It is for learning: grading runs the same checks outside the learner's kernel (rai_lab.sealed).
+It is for learning: grading runs the same checks outside the learner's kernel (rai_lab.grading.worker.sealed).
 """
 
 from __future__ import annotations

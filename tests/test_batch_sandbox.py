@@ -11,7 +11,7 @@ import time
 import pytest
 from jupyter_client.manager import KernelManager
 
-from rai_lab import sandbox
+from rai_lab.grading.worker import sandbox
 
 pytestmark = [pytest.mark.notebook]
 
@@ -23,7 +23,7 @@ PROBE = (
 )
 
 
-HOLD = "from rai_lab import sandbox\nsandbox.bring_loopback_up()\nprint('ready', flush=True)\nimport sys\nsys.stdin.read()"
+HOLD = "from rai_lab.grading.worker import sandbox\nsandbox.bring_loopback_up()\nprint('ready', flush=True)\nimport sys\nsys.stdin.read()"
 
 
 @pytest.fixture
@@ -65,12 +65,12 @@ def test_a_workers_namespace_has_its_own_loopback_and_no_way_out(holder):
 def warm_kernels(tmp_path):
     """A fork server and a kernelspec that launches kernels through it."""
     socket_path = str(tmp_path / "forkserver")
-    server = subprocess.Popen([sys.executable, "-m", "rai_lab.forkserver", "serve", "--socket", socket_path],
+    server = subprocess.Popen([sys.executable, "-m", "rai_lab.grading.sandboxed.forkserver", "serve", "--socket", socket_path],
                               stdout=subprocess.PIPE, text=True, env={**os.environ, "RAI_LAB_LANG": "en"})
     assert json.loads(server.stdout.readline())["ready"]
     spec = tmp_path / "jupyter" / "kernels" / "warm"
     spec.mkdir(parents=True)
-    argv = [sys.executable, "-m", "rai_lab.forkserver", "launch", socket_path, "-f", "{connection_file}"]
+    argv = [sys.executable, "-m", "rai_lab.grading.worker.launcher", socket_path, "-f", "{connection_file}"]
     (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "warm", "language": "python"}))
     os.environ["JUPYTER_PATH"] = str(tmp_path / "jupyter")
     try:
@@ -170,7 +170,7 @@ def test_killing_the_launcher_kills_its_kernel(warm_kernels, tmp_path):
 @pytest.fixture
 def sealed_slot(tmp_path):
     """A grading worker's slot as `rai-lab grade` builds it: bubblewrap, its fork server, its kernelspec."""
-    from rai_lab import gradeworker
+    from rai_lab.grading.worker import main as gradeworker
 
     batch = sandbox.batch_folder()
     assert (batch / sandbox.BATCH_OWNER).read_text().split()[0] == str(os.getpid())  # no other grader removes it

@@ -55,7 +55,7 @@ def test_the_rubric_is_read_once():
     import importlib
 
     assert rubric() is rubric()
-    assert importlib.import_module("rai_lab.grading.rubric").rubric is rubric
+    assert importlib.import_module("rai_lab.grading.instructor.rubric").rubric is rubric
 
 
 def _fails(message):

@@ -344,11 +344,11 @@ def test_sample_submissions_match_the_released_lab():
 def test_sandbox_refuses_the_network_but_not_loopback():
     """The grading kernel's guard: loopback works, anything else is refused with a message."""
     code = (
-        "import socket\nfrom rai_lab import sandbox\nsandbox.install_guard('en')\n"
+        "import socket\nfrom rai_lab.grading.sandboxed import guard\nguard.install_guard('en')\n"
         "server = socket.socket(); server.bind(('127.0.0.1', 0)); server.listen()\n"
         "socket.create_connection(server.getsockname(), timeout=5).close()\n"
         "try:\n    socket.create_connection(('192.0.2.1', 80), timeout=5)\n"
-        "except sandbox.NetworkRefused as err:\n    print('refused:', err)\n"
+        "except guard.NetworkRefused as err:\n    print('refused:', err)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "refused: rai-lab: the network is off while grading" in done.stdout, done.stderr
@@ -387,7 +387,8 @@ def test_unknown_assignment_is_a_clear_error(tmp_path):
 
 def test_socket_module_untouched_outside_grading():
     """The guard is installed only in grading kernels, not by importing the kit."""
-    import rai_lab.sandbox  # noqa: F401
+    import rai_lab.grading.sandboxed.guard  # noqa: F401
+    import rai_lab.grading.worker.sandbox  # noqa: F401
 
     assert socket.socket.connect.__qualname__ == "socket.connect"
 
@@ -408,7 +409,7 @@ def test_nbgrader_export_agrees_with_grades_csv(graded_class):
 
 def test_intake_says_a_deleted_locked_cell_is_not_restored(tmp_path):
     """nbgrader restores an edited locked cell, never a deleted one: the note must say which happened."""
-    from rai_lab import intake
+    from rai_lab.grading.instructor import intake
 
     nb = nbformat.read(LAB / "responsible-ai-fr" / "responsible_ai.ipynb", 4)
     nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "create_client"]

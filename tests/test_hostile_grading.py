@@ -28,8 +28,8 @@ import pytest
 from conftest import ROOT, rai_lab_command
 from make_submissions import DATAFRAMES_OK, exercise_only, filled, reference_answers, write
 
-from rai_lab import sandbox
-from rai_lab.intake import learner_id
+from rai_lab.grading.worker import sandbox
+from rai_lab.grading.instructor.intake import learner_id
 
 pytestmark = [pytest.mark.notebook, pytest.mark.spark]
 
@@ -654,7 +654,8 @@ def test_the_replay_service_serves_a_learner_its_own_session_only(tmp_path):
     without its session's token it is refused."""
     import http.client
 
-    from rai_lab import replay
+    from rai_lab.grading.sandboxed.replay import RemoteReplay
+    from rai_lab.grading.worker import replay
 
     service = replay.ReplayService()
     url, session = service.open("fr")
@@ -665,9 +666,9 @@ def test_the_replay_service_serves_a_learner_its_own_session_only(tmp_path):
     connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
     connection.request("POST", "/not-a-token/openai/deployments/gpt-35-turbo/chat/completions", body=b"{}")
     assert connection.getresponse().status == 403
-    remote = replay.RemoteReplay(url, "fr")
+    remote = RemoteReplay(url, "fr")
     assert remote.start("gpt-4o")["count"] == 40
     service.close(url)
-    assert "refused" in replay.RemoteReplay(url, "fr").start("gpt-35-turbo")["error"]
+    assert "refused" in RemoteReplay(url, "fr").start("gpt-35-turbo")["error"]
     connection.close()
     service.stop()

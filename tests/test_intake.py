@@ -1,4 +1,4 @@
-"""Intake follows no link and drops nothing (rai_lab/intake.py): every entry of a class folder gets a row, a
+"""Intake follows no link and drops nothing (rai_lab/grading/instructor/intake.py): every entry of a class folder gets a row, a
 symbolic link anywhere in a submission is refused unfollowed, and nothing outside the class folder is read.
 
 Fast (`make test-quick`): no kernel, no Spark, no nbgrader run; each case builds its class under tmp_path."""
@@ -19,7 +19,7 @@ import nbformat
 import pytest
 
 from conftest import LAB
-from rai_lab import intake
+from rai_lab.grading.instructor import intake
 
 MARKER = "MARKER-OF-A-CLASSMATE-OUTSIDE-THE-CLASS-FOLDER"
 RELEASED = nbformat.writes(nbformat.read(LAB / "responsible-ai-en" / "responsible_ai.ipynb", 4))

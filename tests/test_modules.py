@@ -76,3 +76,19 @@ def test_the_grading_modules_import_each_other_without_a_circle():
         ready = sorted(name for name in grading if name not in ordered and needs[name] <= set(ordered))
         assert ready, f"a circle among {sorted(set(grading) - set(ordered))}"
         ordered.extend(ready)
+
+
+def test_the_sandboxed_code_imports_nothing_of_the_instructor_nor_the_worker():
+    """Does the code that runs inside a learner's sandbox (rai_lab.grading.sandboxed) import nothing from the
+    instructor's process (rai_lab.grading.instructor) or a grading worker's (rai_lab.grading.worker), nor the
+    package's public names that live there (`from rai_lab.grading import Grader`)?"""
+    sandboxed = {name: path for name, path in MODULES.items() if name.startswith("rai_lab.grading.sandboxed")}
+    assert {"rai_lab.grading.sandboxed.forkserver", "rai_lab.grading.sandboxed.guard"} <= set(sandboxed)
+    outside = ("rai_lab.grading.instructor", "rai_lab.grading.worker")
+    found = []
+    for name, path in sandboxed.items():
+        for module, imported in imports(path):
+            target = f"{module}.{imported}" if imported else module
+            if module == "rai_lab.grading" and imported != "sandboxed" or target.startswith(outside):
+                found.append(f"{name}: {target}")
+    assert found == []

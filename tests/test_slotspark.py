@@ -11,7 +11,8 @@ import time
 import pytest
 
 from rai_lab import evidence
-from rai_lab.grading.slotspark import SlotSpark
+from rai_lab.grading.worker.rerun import Rerun, rerun_frames
+from rai_lab.grading.worker.slotspark import SlotSpark
 
 pytestmark = [pytest.mark.spark]
 
@@ -42,7 +43,7 @@ def learner(slot):
 def rerun(slot, spark, frames: dict, seconds: float = 20, stalled=None) -> dict:
     """What the grader reads of each DataFrame: the kernel's report (plans only), re-run by the grader."""
     report = evidence.snapshot(list(frames), frames, rows=False)
-    evidence.rerun_frames(report, evidence.Rerun(url=slot.url, lang="en", seconds=seconds, stalled=stalled))
+    rerun_frames(report, Rerun(url=slot.url, lang="en", seconds=seconds, stalled=stalled))
     return report["vars"]
 
 

@@ -17,8 +17,8 @@ import pytest
 from conftest import ROOT, rai_lab_command
 from test_grading import ALL, EXPECTED, RUBRIC, SUBMISSIONS, read_grades
 
-from rai_lab import sandbox
-from rai_lab.grading import stop
+from rai_lab.grading.instructor import stop
+from rai_lab.grading.worker import sandbox
 
 LEARNERS = ["key-placeholder", "nine-calls", "solution", "unfilled"]
 OPTIONS = ["--workers", "2", "--cell-timeout", "30", "--timeout", "400", "--no-progress"]
@@ -155,7 +155,7 @@ def test_sigterm_stops_everything_keeps_the_grades_made_and_the_same_command_res
     batch = Batch(class_dir, out, work)
     try:
         batch.watch(lambda: batch.saved())  # the first learner is graded, the others are being graded
-        assert "rai_lab.gradeworker" in batch.commands() and "java" in batch.commands()
+        assert "rai_lab.grading.worker.main" in batch.commands() and "java" in batch.commands()
         seconds = batch.stop(signal.SIGTERM)
         print(f"SIGTERM: the grader exited in {seconds:.2f} s, {len(batch.saved())} learner(s) kept")
         assert seconds < 10, seconds
@@ -192,7 +192,7 @@ def test_sighup_while_the_workers_start_stops_everything(tmp_path):
     class_dir = make_class(tmp_path / "class", ["solution", "unfilled"])
     batch = Batch(class_dir, tmp_path / "out", tmp_path / "work")
     try:
-        batch.watch(lambda: "java" in batch.commands() and "rai_lab.gradeworker" in batch.commands())
+        batch.watch(lambda: "java" in batch.commands() and "rai_lab.grading.worker.main" in batch.commands())
         seconds = batch.stop(signal.SIGHUP)
         print(f"SIGHUP: the grader exited in {seconds:.2f} s")
         assert seconds < 10, seconds
@@ -212,7 +212,7 @@ def test_a_killed_grader_leaves_no_process_and_the_next_one_removes_its_folder(t
     class_dir = make_class(tmp_path / "class", ["solution"])
     batch = Batch(class_dir, tmp_path / "out", tmp_path / "work")
     try:
-        batch.watch(lambda: "java" in batch.commands() and "rai_lab.gradeworker" in batch.commands())
+        batch.watch(lambda: "java" in batch.commands() and "rai_lab.grading.worker.main" in batch.commands())
         batch_dir = batch.batch_dir()
         batch.stop(signal.SIGKILL)
         deadline = time.monotonic() + 10

@@ -1,4 +1,4 @@
-"""Fast unit tests of the checks (graders/checks.py) and of intake (rai_lab/intake.py), beside the
+"""Fast unit tests of the checks (graders/checks.py) and of intake (rai_lab/grading/instructor/intake.py), beside the
 end-to-end class of tests/test_grading.py: no kernel, no Spark, no nbgrader run (`make test-quick`)."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import nbformat
 import pytest
 
 from conftest import LAB, LOADED, NEUTRAL, SYSTEM_PROMPT
-from rai_lab import evidence, intake
+from rai_lab import evidence
+from rai_lab.grading.instructor import intake
 
 checks = evidence.load_checks()
 ANSWERS = [f"answer {i}" for i in range(10)]

@@ -1,22 +1,39 @@
 """`rai-lab grade`: nbgrader autograde of a folder of submissions, offline, time-limited, sandboxed.
 
-One concern per module:
-- `rubric`: points per check, the exercise's and the bonus, and a learner's Outcome;
-- `course`: nbgrader's course tree (one rule for every path in it), the gradebook, the kept grades;
-- `services`: the batch's network namespace and Spark Connect server, and the clean environment;
-- `workers`: the grading worker processes (rai_lab.gradeworker), one learner at a time;
-- `limits`: the time limits, scaled from the reference run (timed once per course and machine);
-- `batch`: the Grader, which stages and grades a batch (and starts nothing when every grade is kept);
-- `reports`: grades.csv, nbgrader's export and the feedback pages;
-- `stop`: SIGINT, SIGTERM and SIGHUP turned into an orderly stop (the grades made are kept).
-Submissions are read by `rai_lab.intake`; each learner's kernel runs in `rai_lab.sandbox`; checks
-are judged outside it by `rai_lab.sealed`.
+Split by where the code runs (docs/grading.md draws a submission's path through them):
+- `instructor/`: the instructor's `rai-lab grade` process: `intake` (reading submissions), `batch` (the Grader),
+  `course` (nbgrader's course tree, the gradebook, the kept grades), `limits` (the time limits, from the reference
+  run), `services` (the batch's folder, namespace and clean environment), `workers` (starting the grading workers
+  and talking to them), `reports` (grades.csv, nbgrader's export, the feedback pages), `rubric` (points and a
+  learner's Outcome), `stop` (SIGINT, SIGTERM and SIGHUP turned into an orderly stop);
+- `worker/`: a grading worker process: `main` (one learner after another), `sandbox` (bubblewrap), `launcher`
+  (a kernel's launcher), `slotspark` (the worker's own Spark server), `replay` (the replay service), `sealed`
+  (checks judged outside the kernel), `rerun` (a DataFrame's plan re-run by the grader), `feedback` (feedback
+  preprocessors);
+- `sandboxed/`: inside a learner's sandbox: `forkserver` (warm kernels), `guard` (the network refused), `replay`
+  (the kernel's side of the replay service). It imports nothing from the other two.
+
+The public names below are imported on first use, so that a worker or a kernel importing its own part does not
+import the instructor's.
 """
 
-from rai_lab.grading.batch import Grader, grade
-from rai_lab.grading.course import default_work_dir
-from rai_lab.grading.rubric import Outcome, is_bonus, reason, rubric, split_points
-from rai_lab.grading.services import SECRET_NAME, clean_environment
+from __future__ import annotations
 
-__all__ = ["SECRET_NAME", "Grader", "Outcome", "clean_environment", "default_work_dir", "grade", "is_bonus", "reason",
-           "rubric", "split_points"]
+import importlib
+
+_PUBLIC = {
+    "Grader": "batch", "grade": "batch", "default_work_dir": "course", "Outcome": "rubric", "is_bonus": "rubric",
+    "reason": "rubric", "rubric": "rubric", "split_points": "rubric", "SECRET_NAME": "services",
+    "clean_environment": "services",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(f"rai_lab.grading.instructor.{_PUBLIC[name]}"), name)
+    raise AttributeError(f"module 'rai_lab.grading' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])

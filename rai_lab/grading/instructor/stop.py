@@ -6,9 +6,9 @@ folder. What cleans up runs inside `deferred()`: a signal that arrives then wait
 first signal stops; the next ones change nothing (the stop is already under way, and takes a few seconds).
 
 If the grader itself is killed (SIGKILL), what it started still ends: each worker leaves as soon as its parent
-is gone (`rai_lab.sandbox.die_with_parent`), each sandbox with the process that started it (bubblewrap's
+is gone (`rai_lab.grading.worker.sandbox.die_with_parent`), each sandbox with the process that started it (bubblewrap's
 --die-with-parent, then its PID namespace ends), and the next grader removes the /run folder left behind
-(`rai_lab.sandbox.remove_stale_batch_folders`).
+(`rai_lab.grading.worker.sandbox.remove_stale_batch_folders`).
 """
 
 from __future__ import annotations

@@ -3,15 +3,16 @@
 Starting an IPython kernel and importing openai, vcrpy, pandas, pyarrow and the Spark Connect
 client costs about 2 s of CPU per notebook, more than the notebook itself. Each grading worker
 starts one fork server in its own bubblewrap sandbox (``serve --fd FD --sealed``, see
-`rai_lab.gradeworker`), with those modules imported once; each learner's kernel is a fresh fork of
+`rai_lab.grading.worker.main`), with those modules imported once; each learner's kernel is a fresh fork of
 it (copy-on-write, nothing shared afterwards), one at a time. Sealed, the server cannot be traced
 by its kernels (not dumpable), sets their limits (address space, file size; processes for the
-slot's uid), passes them only the names of `rai_lab.sandbox.KERNEL_PASS` from the grader, and
+slot's uid), passes them only the names of `KERNEL_PASS` from the grader, and
 after each kernel kills every other process of the sandbox and empties its folders before it reads
 the next request.
 
 jupyter_client still launches and manages an ordinary process, the launcher
-(``python -m rai_lab.forkserver launch SOCKET -f {connection_file}``), outside the sandbox: it hands
+(`rai_lab.grading.worker.launcher`: ``python -m rai_lab.grading.worker.launcher SOCKET -f {connection_file}``),
+in the grading worker, outside the sandbox: it hands
 its stdin/stdout/stderr, the connection file's content and the allowed environment to the server,
 which forks the kernel; the launcher forwards interrupts to it and exits with its exit status. If
 the launcher is killed (a kernel shut down hard, a notebook over its time limit), the server kills
@@ -33,6 +34,8 @@ import tempfile
 import threading
 import time
 
+# Names a kernel may receive from the grader (everything else of the grader's environment stays out).
+KERNEL_PASS = ("RAI_LAB_LANG", "RAI_LAB_I18N", "RAI_LAB_GRADING", "RAI_LAB_REPLAY", "SPARK_REMOTE", "JPY_SESSION_NAME")
 # What the lab's kernels import; imported once in the server, before any thread exists.
 PRELOAD = (
     "ipykernel.kernelapp", "ipykernel.ipkernel", "IPython", "openai", "httpx", "vcr", "yaml", "pandas",
@@ -41,12 +44,12 @@ PRELOAD = (
 )
 
 
-def _send(conn: socket.socket, message: dict) -> None:
+def send(conn: socket.socket, message: dict) -> None:
     data = json.dumps(message).encode()
     conn.sendall(struct.pack("!I", len(data)) + data)
 
 
-def _recv(conn: socket.socket) -> dict | None:
+def receive(conn: socket.socket) -> dict | None:
     header = _recv_exact(conn, 4)
     if header is None:
         return None
@@ -220,7 +223,7 @@ def _watch(conn: socket.socket, pid: int) -> None:
     def launcher_gone() -> None:
         try:
             while not done.is_set():
-                message = _recv(conn)
+                message = receive(conn)
                 if message is None:
                     break
                 if "signal" in message:
@@ -237,14 +240,14 @@ def _watch(conn: socket.socket, pid: int) -> None:
                 pass
 
     try:
-        _send(conn, {"pid": pid})
+        send(conn, {"pid": pid})
     except OSError:
         pass
     threading.Thread(target=launcher_gone, daemon=True).start()
     _, status = os.waitpid(pid, 0)
     done.set()
     try:
-        _send(conn, {"exit": os.waitstatus_to_exitcode(status)})
+        send(conn, {"exit": os.waitstatus_to_exitcode(status)})
     except OSError:
         pass
     conn.close()
@@ -271,8 +274,6 @@ def _become_kernel(message: dict, fds: list[int], connection_file: str, limits: 
         else:
             os.chdir(message.get("cwd") or "/")
         # The kernel's environment: this server's own (an allowlist) and the few names the grader passes.
-        from rai_lab.sandbox import KERNEL_PASS
-
         passed = {k: v for k, v in (message.get("env") or {}).items() if k in KERNEL_PASS}
         os.environ.update(passed)
         argv = list(message["argv"])
@@ -280,9 +281,9 @@ def _become_kernel(message: dict, fds: list[int], connection_file: str, limits: 
             argv[argv.index("-f") + 1] = connection_file
         sys.argv = ["rai_lab.sandbox", *argv]
         atexit._clear()  # the server's exit handlers are not the kernel's
-        from rai_lab import sandbox
+        from rai_lab.grading.sandboxed import guard
 
-        sandbox.install_guard(os.environ.get("RAI_LAB_LANG", "fr"))
+        guard.install_guard(os.environ.get("RAI_LAB_LANG", "fr"))
         from ipykernel import kernelapp
 
         kernelapp.launch_new_instance(argv=argv)
@@ -300,56 +301,12 @@ def _become_kernel(message: dict, fds: list[int], connection_file: str, limits: 
         os._exit(code)
 
 
-# -- the launcher -------------------------------------------------------------------------------
-def launch(path: str, argv: list[str]) -> int:
-    from rai_lab.sandbox import KERNEL_PASS
-
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    conn.connect(path)
-    connection = ""
-    if "-f" in argv:
-        with open(argv[argv.index("-f") + 1], encoding="utf-8") as handle:
-            connection = handle.read()
-    env = {k: v for k, v in os.environ.items() if k in KERNEL_PASS}  # nothing else of the grader's leaves here
-    body = json.dumps({"argv": argv, "env": env, "cwd": os.getcwd(), "connection": connection}).encode()
-    conn.sendmsg([struct.pack("!I", len(body)) + body],
-                 [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2]))])
-    first = _recv(conn)
-    if not first or "pid" not in first:
-        print("rai-lab: the warm kernel server did not start a kernel", file=sys.stderr)
-        return 1
-    lock = threading.Lock()
-
-    def forward(signum, _frame):
-        with lock:
-            try:
-                _send(conn, {"signal": signum})
-            except OSError:
-                pass
-        if signum == signal.SIGTERM:
-            os._exit(128 + signum)  # the server sees the connection close and kills the kernel
-
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-        signal.signal(signum, forward)
-    while True:
-        try:
-            message = _recv(conn)
-        except InterruptedError:
-            continue
-        if message is None:
-            return 1
-        if "exit" in message:
-            return int(message["exit"])
-
-
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["launch"] and len(argv) >= 2:
-        return launch(argv[1], argv[2:])
-    parser = argparse.ArgumentParser(prog="python -m rai_lab.forkserver",
-                                     usage="%(prog)s serve (--socket PATH | --fd FD) [--sealed] [limits] | launch SOCKET -f FILE")
+    parser = argparse.ArgumentParser(prog="python -m rai_lab.grading.sandboxed.forkserver",
+                                     usage="%(prog)s serve (--socket PATH | --fd FD) [--sealed] [limits]")
     parser.add_argument("command", choices=["serve"])
     parser.add_argument("--socket", help="listen on this Unix socket path")
     parser.add_argument("--fd", type=int, help="listen on this inherited, bound Unix socket")

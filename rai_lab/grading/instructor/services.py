@@ -9,8 +9,8 @@ import re
 import shutil
 from dataclasses import asdict
 
-from rai_lab import release, sandbox
-from rai_lab.grading import slotspark
+from rai_lab import release
+from rai_lab.grading.worker import sandbox, slotspark
 
 # Environment variables never passed to a learner's kernel.
 SECRET_NAME = re.compile(
@@ -28,7 +28,7 @@ def clean_environment(extra: dict[str, str]) -> dict[str, str]:
 
 class BatchServices:
     """The batch's private folder and how its workers start: each in a network namespace of its own, where its
-    Spark Connect server (rai_lab.grading.slotspark), its replay service and its learners' kernels meet."""
+    Spark Connect server (rai_lab.grading.worker.slotspark), its replay service and its learners' kernels meet."""
 
     def start_batch(self) -> None:
         """The batch's folder (sockets, the slots' Spark state, the sandboxes' /etc names) and the workers' prefix."""

@@ -1,9 +1,9 @@
 """`rai-lab grade`'s batch: nbgrader autograde of a folder of submissions, offline, time-limited, sandboxed.
 
 The course tree lives in a work folder outside the repository. `--workers` processes
-(`rai_lab.gradeworker`) each run nbgrader's autograde and feedback for one learner after another,
+(`rai_lab.grading.worker.main`) each run nbgrader's autograde and feedback for one learner after another,
 each in a network namespace of its own with its own Spark Connect server
-(`rai_lab.grading.slotspark`): a learner's kernel reaches that server, on the namespace's loopback,
+(`rai_lab.grading.worker.slotspark`): a learner's kernel reaches that server, on the namespace's loopback,
 and nothing else, and the server is checked (and started anew when it must be) before the next
 learner. Kernels get no secret in their environment, a notebook has a time limit (its worker is
 killed and replaced), and one broken submission never stops the others. A learner whose grading
@@ -25,15 +25,17 @@ import time
 from pathlib import Path
 
 from rai_lab import cassette as cassettes
-from rai_lab import evidence, intake, paths, sandbox
+from rai_lab import paths
 from rai_lab.errors import RaiLabError
-from rai_lab.grading import slotspark
-from rai_lab.grading.course import CourseTree, default_work_dir
-from rai_lab.grading.limits import ReferenceLimits
-from rai_lab.grading.reports import Reports
-from rai_lab.grading.rubric import Outcome, reason, rubric, split_points
-from rai_lab.grading.services import BatchServices
-from rai_lab.grading.workers import Worker, last_error
+from rai_lab.grading.instructor import intake
+from rai_lab.grading.instructor.course import CourseTree, default_work_dir
+from rai_lab.grading.instructor.limits import ReferenceLimits
+from rai_lab.grading.instructor.reports import Reports
+from rai_lab.grading.instructor.rubric import Outcome, reason, rubric, split_points
+from rai_lab.grading.instructor.services import BatchServices
+from rai_lab.grading.instructor.workers import Worker, last_error
+from rai_lab.grading.worker import sandbox, slotspark
+from rai_lab.grading.worker.rerun import RERUN_ROWS
 
 WORKER_GRACE = 30.0  # seconds past the notebook limit before the grader kills a worker that did not stop it
 
@@ -93,8 +95,8 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
         """What the summary says of the Spark servers and of the limits on re-running a learner's DataFrames."""
         if self.spark == "local":
             return "embedded in each kernel (--batch-spark local)"
-        rerun = f"{evidence.RERUN_ROWS} rows and {self.limits_used['cell']:g} s" if self.limits_used.get("cell") \
-            else f"{evidence.RERUN_ROWS} rows and the cell limit"
+        rerun = f"{RERUN_ROWS} rows and {self.limits_used['cell']:g} s" if self.limits_used.get("cell") \
+            else f"{RERUN_ROWS} rows and the cell limit"
         return (f"a Spark Connect server per worker ({self.workers}), each with a {slotspark.HEAP[:-1]} {slotspark.HEAP[-1].upper()}B heap and "
                 f"{slotspark.PYTHON_WORKER_MEMORY[:-1]} {slotspark.PYTHON_WORKER_MEMORY[-1].upper()}B per Python worker (UDF); a DataFrame re-run reads at most {rerun}")
 
@@ -177,7 +179,7 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
                 outcomes[sub.learner] = self.new_outcome(sub)
             else:
                 pending.append(sub)
-        from rai_lab.grading import stop
+        from rai_lab.grading.instructor import stop
 
         # Each learner's grade is saved once it is final (`_keep_outcome`): a stopped batch keeps them, the next run
         # grades only the rest. The processes this grader starts die with it, even if it is killed (die_with_parent).
@@ -209,7 +211,7 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
             elif previous.get("reference"):
                 self.reference = self._set_limits(previous["reference"])  # for the summary and the state
         except BaseException:
-            # A stop (SIGINT, SIGTERM, SIGHUP: rai_lab.grading.stop) or a failure: no grade is saved from now on
+            # A stop (SIGINT, SIGTERM, SIGHUP: rai_lab.grading.instructor.stop) or a failure: no grade is saved from now on
             # (a learner the stop interrupted is graded again next time), and what runs is killed, not waited for.
             self.stopping = True
             raise

@@ -11,8 +11,9 @@ import threading
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from rai_lab import intake, paths, release
-from rai_lab.grading.rubric import Outcome, reason, split_points
+from rai_lab import paths, release
+from rai_lab.grading.instructor import intake
+from rai_lab.grading.instructor.rubric import Outcome, reason, split_points
 
 
 class CourseTree:
@@ -135,7 +136,7 @@ class CourseTree:
     def _keep_outcome(self, outcome: Outcome) -> None:
         """A learner's final grade, saved at once. Never once the batch is stopping (`self.stopping`, or a signal
         received): a learner whose grading the stop interrupted must be graded again, not kept."""
-        from rai_lab.grading import stop
+        from rai_lab.grading.instructor import stop
 
         with self._state_lock:
             if getattr(self, "stopping", False) or stop.requested() is not None:

@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 
 from rai_lab import cassette as cassettes
-from rai_lab import intake
+from rai_lab.grading.instructor import intake
 from rai_lab.messages import say
-from rai_lab.grading.rubric import Outcome, rubric
+from rai_lab.grading.instructor.rubric import Outcome, rubric
 
 
 class Reports:

@@ -2,19 +2,18 @@
 
 `rai-lab grade` starts each grading worker in a network namespace of its own (`unshare -n`), where
 only its loopback exists; there the worker starts its Spark Connect server in a bubblewrap sandbox
-(`rai_lab.grading.slotspark`), and runs its learners' kernels in a sandbox of its own slot
+(`rai_lab.grading.worker.slotspark`), and runs its learners' kernels in a sandbox of its own slot
 (`bwrap_command`): own PID, mount, IPC and UTS namespaces, an unprivileged uid, an allowlist
 environment, the system and the kit read-only, a private tmpfs for /tmp and the learner's folder,
 and no view of the course, the other learners, the grades or the instructor's home. Inside, the
 kernel also refuses, in Python, every connection that is not to the loopback, so that a learner who
-tries the network reads why.
+tries the network reads why (`rai_lab.grading.sandboxed.guard`).
 """
 
 from __future__ import annotations
 
 import fcntl
 import functools
-import ipaddress
 import os
 import shutil
 import socket
@@ -28,11 +27,6 @@ from rai_lab.messages import say
 
 _SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
 
-class NetworkRefused(PermissionError):
-    """A connection the grading sandbox refuses."""
-
-
-
 
 def bring_loopback_up() -> None:
     """A new network namespace starts with `lo` down; Spark and py4j need it."""
@@ -43,54 +37,12 @@ def bring_loopback_up() -> None:
             fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH14s", b"lo", flags | _IFF_UP, b""))
 
 
-def _allowed(address) -> bool:
-    if not isinstance(address, tuple):
-        return True  # AF_UNIX paths: the kernel's own IPC with the grader
-    host = address[0]
-    if host in ("localhost", ""):
-        return True
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return False  # a host name: resolving it is already leaving the machine
-
-
-def install_guard(lang: str = "fr") -> None:
-    """Refuse, with a message, connections from Python to anything but the loopback."""
-    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
-    real_getaddrinfo = socket.getaddrinfo
-
-    def refuse(address):
-        raise NetworkRefused(say("sandbox.network_refused", lang, address=address))
-
-    def connect(self, address):
-        if self.family in (socket.AF_INET, socket.AF_INET6) and not _allowed(address):
-            refuse(address)
-        return real_connect(self, address)
-
-    def connect_ex(self, address):
-        if self.family in (socket.AF_INET, socket.AF_INET6) and not _allowed(address):
-            refuse(address)
-        return real_connect_ex(self, address)
-
-    def getaddrinfo(host, *args, **kwargs):
-        if host is not None and not _allowed((host.decode() if isinstance(host, bytes) else str(host), 0)):
-            refuse(host)
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    socket.socket.connect = connect
-    socket.socket.connect_ex = connect_ex
-    socket.getaddrinfo = getaddrinfo
-
-
 # -- the bubblewrap sandbox -------------------------------------------------------------------------
 SANDBOX_UID = 65534  # what a sandboxed process is inside (nobody); outside it is UID_BASE + n
 UID_BASE = 61000  # outside: every worker's Spark server is UID_BASE (each in its own PID namespace), slot n UID_BASE + 1 + n
 SCRATCH = "/home/learner"  # the learner's private writable folder (a tmpfs of its own)
 SPARK_STATE = "/srv/spark"  # where a Spark server sees its own state folder
 HOSTNAME = "rai-lab-sandbox"  # every sandbox's host name (the JVM resolves its own name)
-# Names a kernel may receive from the grader (everything else of the grader's environment stays out).
-KERNEL_PASS = ("RAI_LAB_LANG", "RAI_LAB_I18N", "RAI_LAB_GRADING", "RAI_LAB_REPLAY", "SPARK_REMOTE", "JPY_SESSION_NAME")
 
 
 @dataclass
@@ -139,10 +91,10 @@ def _system_view() -> list[str]:
             args += ["--ro-bind", top, top]
             bound.append(top)
     args += ["--ro-bind-try", "/sys", "/sys", "--dev", "/dev", "--proc", "/proc"]
-    kit = Path(__file__).resolve().parent
+    import rai_lab
     from rai_lab import paths  # the text catalogues may live beside the kit (RAI_LAB_I18N): read-only too
 
-    for folder in (sys.prefix, sys.base_prefix, str(kit), str(paths.I18N), os.environ.get("JAVA_HOME") or ""):
+    for folder in (sys.prefix, sys.base_prefix, str(Path(rai_lab.__file__).resolve().parent), str(paths.I18N), os.environ.get("JAVA_HOME") or ""):
         folder = os.path.realpath(folder) if folder else ""
         if folder and os.path.isdir(folder) and not _inside(folder, bound):
             args += ["--ro-bind", folder, folder]
@@ -236,16 +188,18 @@ def unavailable(lang: str = "en") -> str | None:
         # network namespace; without root neither holds (and that path is untested), so it is not offered.
         return ("rai-lab grade builds its sandbox as root, to run each learner's kernel as an unprivileged uid of its "
                 "own: run it as root (sudo, or a Linux container or virtual machine of your own); " + say("sandbox.fix_it", lang))
+    import rai_lab
+
     probe = bwrap_command(UID_BASE, network=False, binds=[], env=base_environment(lang), chdir=SCRATCH, scratch=1 << 20)
     try:
-        done = subprocess.run([*probe, sys.executable, "-c", "import rai_lab.forkserver"], capture_output=True,
+        done = subprocess.run([*probe, sys.executable, "-c", "import rai_lab.grading.sandboxed.forkserver"], capture_output=True,
                               text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as err:
         return f"bubblewrap did not run ({err}): " + say("sandbox.fix_it", lang)
     if done.returncode != 0:
         detail = (done.stderr.strip().splitlines() or ["?"])[-1][:300]
         return (f"bubblewrap could not build the sandbox ({detail}); the kit's folders must be readable by others "
-                f"(chmod o+rx on every folder above {Path(__file__).resolve().parents[1]}): " + say("sandbox.fix_it", lang))
+                f"(chmod o+rx on every folder above {Path(rai_lab.__file__).resolve().parents[1]}): " + say("sandbox.fix_it", lang))
     return None
 
 

@@ -1,4 +1,4 @@
-"""The grading workers: a `rai_lab.gradeworker` process each, one learner at a time, killed at the time limit."""
+"""The grading workers: a `rai_lab.grading.worker.main` process each, one learner at a time, killed at the time limit."""
 
 from __future__ import annotations
 
@@ -12,18 +12,18 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rai_lab.grading.batch import Grader
+    from rai_lab.grading.instructor.batch import Grader
 
 
 class Worker:
-    """A `rai_lab.gradeworker` process in the batch's namespace: one learner at a time, killed (with its
+    """A `rai_lab.grading.worker.main` process in the batch's namespace: one learner at a time, killed (with its
     sandbox) at the time limit."""
 
     def __init__(self, grader: Grader, index: int):
         self.grader = grader
         self.stderr = open(grader.batch_logs / f"worker-{index}.log", "a", encoding="utf-8")
         self.process = subprocess.Popen(
-            [*grader.join, sys.executable, "-m", "rai_lab.gradeworker", json.dumps(grader.worker_settings(index))],
+            [*grader.join, sys.executable, "-m", "rai_lab.grading.worker.main", json.dumps(grader.worker_settings(index))],
             cwd=grader.course, env=grader._env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
             text=True, start_new_session=True,
         )

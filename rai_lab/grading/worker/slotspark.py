@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from rai_lab.gradeworker import JsonLines
+from rai_lab.grading.worker.jsonlines import JsonLines
 
 DEFAULT_PORT = 15002
 RSS_LIMIT = 1200 << 20  # a JVM holding more than this between learners (heap 640 MB) is started anew
@@ -112,7 +112,7 @@ def keep(state: str, port: int) -> int:
     from rai_lab import spark as spark_mod
     from rai_lab import sparkserver
 
-    from rai_lab.sandbox import die_with_parent
+    from rai_lab.grading.worker.sandbox import die_with_parent
 
     die_with_parent()  # unsandboxed (--trusted), nothing else ties this keeper to its worker
     folder = Path(state)
@@ -171,7 +171,7 @@ class SlotSpark:
 
     def start(self) -> None:
         """Start the keeper's sandbox (the JVM starts inside); `wait` reads its answer."""
-        from rai_lab import sandbox
+        from rai_lab.grading.worker import sandbox
 
         self.stop()
         state = self.root / "spark"
@@ -179,7 +179,7 @@ class SlotSpark:
             self._keep_logs(state)
             shutil.rmtree(state, ignore_errors=True)
         state.mkdir(parents=True)
-        keep_args = [sys.executable, "-P", "-c", "import sys; from rai_lab.grading.slotspark import main; main(sys.argv[1:])",
+        keep_args = [sys.executable, "-P", "-c", "import sys; from rai_lab.grading.worker.slotspark import main; main(sys.argv[1:])",
                      "keep"]
         env = {**sandbox.base_environment(self.lang), "HOME": sandbox.SPARK_STATE}
         if os.environ.get("RAI_LAB_BATCH_JAVA_OPTIONS"):
@@ -318,7 +318,7 @@ def _free_port() -> int:
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] != ["keep"] or len(argv) != 3:
-        sys.exit("usage: python -m rai_lab.grading.slotspark keep SPARK_STATE PORT")
+        sys.exit("usage: python -m rai_lab.grading.worker.slotspark keep SPARK_STATE PORT")
     sys.exit(keep(argv[1], int(argv[2])))
 
 

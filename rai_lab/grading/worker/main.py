@@ -1,15 +1,15 @@
 """One grading worker: nbgrader's autograde and feedback for one learner after another, and their sandbox.
 
-`rai-lab grade` starts `--workers` of these (``python -m rai_lab.gradeworker SETTINGS_JSON``), each in
+`rai-lab grade` starts `--workers` of these (``python -m rai_lab.grading.worker.main SETTINGS_JSON``), each in
 the batch's network namespace, so that nbgrader is imported once per worker, not once per notebook.
 Each worker owns:
 
-- a grading slot (`Slot`): a bubblewrap sandbox of its own (`rai_lab.sandbox`) holding a fork server
-  of warm kernels (`rai_lab.forkserver`); one learner's kernel at a time runs in it, and the sandbox
+- a grading slot (`Slot`): a bubblewrap sandbox of its own (`rai_lab.grading.worker.sandbox`) holding a fork server
+  of warm kernels (`rai_lab.grading.sandboxed.forkserver`); one learner's kernel at a time runs in it, and the sandbox
   is cleared (every process killed, its folders emptied) before the next;
-- a replay service (`rai_lab.replay`) that answers that learner's Azure OpenAI calls and keeps the
+- a replay service (`rai_lab.grading.worker.replay`) that answers that learner's Azure OpenAI calls and keeps the
   log the checks read;
-- nbgrader's autograde with `rai_lab.sealed.SealedExecute`, which judges each check here, not in
+- nbgrader's autograde with `rai_lab.grading.worker.sealed.SealedExecute`, which judges each check here, not in
   the kernel.
 
 Protocol: the worker takes its settings as one JSON argument (`Grader.worker_settings`), prints
@@ -17,7 +17,7 @@ Protocol: the worker takes its settings as one JSON argument (`Grader.worker_set
 "notebook_limit"}) and answers one JSON line per job on its original stdout ({"learner", "success",
 "log", "seconds", "stopped", "interrupted", "verdicts", "cells", "calls"}); anything else the worker
 or nbgrader prints goes to stderr. The grader kills a worker (and so its sandbox) whose notebook
-goes well over its time limit (the notebook limit is enforced inside, by `rai_lab.sealed`).
+goes well over its time limit (the notebook limit is enforced inside, by `rai_lab.grading.worker.sealed`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from rai_lab.grading.worker.jsonlines import JsonLines
 
 KERNEL_NAME = "rai-lab-sandbox"
 
@@ -78,34 +80,11 @@ def load_config(course: Path):
     return config
 
 
-class JsonLines:
-    """JSON lines from a child's stdout, read unbuffered (so that select() sees what is left): the fork server's, and
-    a slot Spark server's keeper's. `read` gives the next one, {"gone": True} at its end, {"timeout": True}."""
-
-    def __init__(self, process: subprocess.Popen):
-        self.process = process
-        self.pending = b""
-
-    def read(self, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self.pending:
-            ready, _, _ = select.select([self.process.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            chunk = os.read(self.process.stdout.fileno(), 65536) if ready else b""
-            if not chunk:
-                return {"gone": True} if ready else {"timeout": True}
-            self.pending += chunk
-        line, self.pending = self.pending.split(b"\n", 1)
-        try:
-            return json.loads(line)
-        except ValueError:
-            return {"noise": line.decode("utf-8", "replace")}
-
-
 class Slot:
     """This worker's sandbox and its fork server; the kernelspec that launches kernels through it."""
 
     def __init__(self, settings: dict):
-        from rai_lab import sandbox
+        from rai_lab.grading.worker import sandbox
 
         self.settings = settings
         self.index = settings["index"]
@@ -122,7 +101,7 @@ class Slot:
     def environment(self) -> None:
         """This worker's own Jupyter paths, set before nbgrader (and jupyter_client) read them."""
         spec_dir = self.root / "jupyter" / "kernels" / KERNEL_NAME
-        argv = [sys.executable, "-m", "rai_lab.forkserver", "launch", str(self.control / "forkserver"),
+        argv = [sys.executable, "-m", "rai_lab.grading.worker.launcher", str(self.control / "forkserver"),
                 "-f", "{connection_file}"]
         spec_dir.mkdir(parents=True, exist_ok=True)
         sandboxed = "bubblewrap sandbox" if self.sealed else "no sandbox (--trusted)"
@@ -133,7 +112,7 @@ class Slot:
                            "RAI_LAB_IPC": str(self.kernel_dir / "k"), "RAI_LAB_KERNEL": KERNEL_NAME})
 
     def start(self) -> None:
-        from rai_lab import sandbox
+        from rai_lab.grading.worker import sandbox
 
         self.stop()
         for folder, owner, mode in ((self.root, None, 0o711), (self.control, None, 0o700),
@@ -147,7 +126,7 @@ class Slot:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(self.control / "forkserver"))
         # -P: nothing is imported from the learner's folder (the server's working folder), ever.
-        serve = [sys.executable, "-P", "-m", "rai_lab.forkserver", "serve", "--fd", str(listener.fileno()),
+        serve = [sys.executable, "-P", "-m", "rai_lab.grading.sandboxed.forkserver", "serve", "--fd", str(listener.fileno()),
                  "--memory", str(self.limits.memory), "--file-size", str(self.limits.file_size)]
         env = sandbox.base_environment(self.settings["lang"])
         if self.sealed:
@@ -213,7 +192,7 @@ class Slot:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rai_lab.sandbox import die_with_parent
+    from rai_lab.grading.worker.sandbox import die_with_parent
 
     die_with_parent()  # killed with the grader, however it ends; the slot's bubblewrap dies with this worker
     settings = json.loads((argv or sys.argv[1:])[0])
@@ -226,9 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(course_dir)
     slot = Slot(settings)
     slot.environment()
-    from rai_lab import evidence, replay, sandbox, sealed
     from rai_lab import spark as spark_targets
-    from rai_lab.grading.slotspark import SlotSpark
+    from rai_lab.grading.sandboxed.replay import REPLAY_ENV
+    from rai_lab.grading.worker import replay, sandbox, sealed
+    from rai_lab.grading.worker.rerun import Rerun
+    from rai_lab.grading.worker.slotspark import SlotSpark
 
     try:
         sandbox.bring_loopback_up()  # this worker's own network namespace: its replay service and Spark server
@@ -270,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                 seconds.update({f"spark_{k}": v for k, v in spark.seconds.items()})
             own = Path(job["cassette"]) if job.get("cassette") else None
             url, session = service.open(lang, own)
-            os.environ[replay.REPLAY_ENV] = url
+            os.environ[REPLAY_ENV] = url
             # The kernels' Spark target (rai_lab.spark.TARGETS): the slot's own Connect server, or embedded.
             remote = spark.url if spark else None
             for name, value in spark_targets.target(remote or "local").kernel_env(remote).items():
@@ -278,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
-            rerun = evidence.Rerun(url=spark.url, lang=lang, seconds=job["cell_limit"], stalled=spark.clear_python) \
+            rerun = Rerun(url=spark.url, lang=lang, seconds=job["cell_limit"], stalled=spark.clear_python) \
                 if spark else None
             sealed.JOB = run = sealed.Job(lang=lang, session=session, spark=rerun, cell_limit=job["cell_limit"],
                                           notebook_limit=job["notebook_limit"], max_output_bytes=slot.limits.output)

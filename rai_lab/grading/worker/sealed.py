@@ -4,7 +4,7 @@
 place of nbgrader's Execute. The learner's cells run in the kernel as usual. A check cell
 never does: the worker asks the kernel for a plain-data snapshot of what the check reads
 (`rai_lab.evidence`), runs the check itself on that snapshot and on the calls that its replay
-service served (`rai_lab.replay`), and writes the cell's output from its own verdict; nbgrader then
+service served (`rai_lab.grading.worker.replay`), and writes the cell's output from its own verdict; nbgrader then
 scores the cell from that output. Patching the kernel, IPython or the kit can change what the
 snapshot says the learner's variables hold, never which calls were made nor how they are judged.
 
@@ -29,6 +29,7 @@ from nbgrader.preprocessors import Execute
 from rai_lab import evidence
 from rai_lab.cells import is_check
 from rai_lab.errors import RaiLabError
+from rai_lab.grading.worker import rerun
 from rai_lab.jupyterlab import FORMGRADER_ENV
 from rai_lab.messages import say
 
@@ -38,10 +39,10 @@ class Job:
     """One learner's run, set by the grading worker before nbgrader's autograde."""
 
     lang: str
-    session: object  # rai_lab.replay.Session: the calls served to this learner, and its deployment
+    session: object  # rai_lab.grading.worker.replay.Session: the calls served to this learner, and its deployment
     cell_limit: float
     notebook_limit: float
-    spark: object = None  # rai_lab.evidence.Rerun: where DataFrame plans are re-run (None: --batch-spark local)
+    spark: object = None  # rai_lab.grading.worker.rerun.Rerun: where DataFrame plans are re-run (None: --batch-spark local)
     max_output_bytes: int = 20 << 20
     stopped: dict | None = None  # {"reason", "cell", "message"}
     interrupted: list = field(default_factory=list)  # a message per cell stopped at the cell limit
@@ -166,7 +167,7 @@ class SealedExecute(Execute):
                 cell.outputs = [_error("NotRun", say("not_run_stopped", self.job.lang, why=self.job.stopped["message"]))]
                 return
         if self.job.spark is not None:
-            evidence.rerun_frames(snapshot, self.job.spark)
+            rerun.rerun_frames(snapshot, self.job.spark)
         session = self.job.session
         context = {"lang": self.job.lang, "deployment": session.deployment, "calls": list(session.calls)}
         verdict = evidence.judge(name, snapshot, context)

@@ -17,13 +17,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rai_lab import intake, paths
+import rai_lab
+from rai_lab import paths
 from rai_lab.errors import RaiLabError
-from rai_lab.grading.rubric import rubric
-from rai_lab.grading.workers import last_error
+from rai_lab.grading.instructor import intake
+from rai_lab.grading.instructor.rubric import rubric
+from rai_lab.grading.instructor.workers import last_error
 
 if TYPE_CHECKING:
-    from rai_lab.grading.workers import Worker
+    from rai_lab.grading.instructor.workers import Worker
 
 REFERENCE = "_rai_lab_reference"  # the solution, graded first to time the course (never a learner: ids have no leading _)
 LIMIT_FACTOR = 10  # the notebook's time limit is this many times the reference run's
@@ -81,7 +83,7 @@ class ReferenceLimits:
         """Where this machine keeps the reference timing of this course, as this batch runs it."""
         digest = hashlib.sha256(json.dumps([self.assignment, self.spark, self.illustrations, self.trusted,
                                             sys.version, os.cpu_count()]).encode())
-        package = Path(__file__).resolve().parents[1]
+        package = Path(rai_lab.__file__).resolve().parent
         for path in (paths.SOLUTIONS / self.assignment / paths.NOTEBOOK, paths.GRADERS / "rubric.toml",
                      paths.GRADERS / "checks.py", *sorted(package.rglob("*.py")), *sorted(paths.I18N.glob("*.toml"))):
             digest.update(path.name.encode() + path.read_bytes())

@@ -1,0 +1,1 @@
+"""Grading in the instructor's `rai-lab grade` process: reading the submissions, the batch, the reports."""
