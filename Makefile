@@ -102,6 +102,41 @@ FORMGRADER_PORT ?= 8889
 formgrader: $(STAMP)
 	$(BIN)/rai-lab formgrader --out out/grades --assignment responsible-ai-fr --port $(FORMGRADER_PORT)
 
+## A classroom on this machine (needs root): a JupyterHub on 127.0.0.1 for ROSTER (CSV: login,name,language), one
+## Unix account each (passwords printed once), nbgrader's exchange, the course released, sealed grading from the
+## instructor's page. Ctrl-C or `make classroom-stop` stops it; `rai-lab classroom remove` deletes accounts and course.
+## classroom-deps: Debian's nodejs and npm, configurable-http-proxy into .classroom-node, and, when this Python lives
+## in a folder the accounts cannot enter (pyenv under /root), .venv-classroom from Debian's python3.11.
+.PHONY: classroom classroom-stop classroom-deps
+CHP_VERSION := 5.3.0
+CLASSROOM_VENV := .venv-classroom
+ROSTER ?= roster.csv
+CLASSROOM_PORT ?= 8000
+classroom: $(STAMP) system-deps classroom-deps
+	$(BIN)/rai-lab classroom start $(ROSTER) --port $(CLASSROOM_PORT)
+
+classroom-stop: $(STAMP)
+	$(BIN)/rai-lab classroom stop
+
+classroom-deps: $(STAMP)
+	$(call apt_need,nodejs npm,command -v npm >/dev/null 2>&1,the classroom's proxy comes from npm)
+	@[ -f .classroom-node/.chp-$(CHP_VERSION) ] || { npm install --prefix .classroom-node --no-audit --no-fund --silent \
+		configurable-http-proxy@$(CHP_VERSION) && touch .classroom-node/.chp-$(CHP_VERSION); }
+	@if $(BIN)/python -c 'import sys; from pathlib import Path; from rai_lab.classroom.course import reachable; \
+		sys.exit(0 if reachable(Path(sys.executable)) else 1)'; then :; \
+	elif [ ! -f $(CLASSROOM_VENV)/.installed ]; then \
+		echo "this Python is private to root: building $(CLASSROOM_VENV) from /usr/bin/python3.11 for the accounts"; \
+		$(MAKE) --no-print-directory $(CLASSROOM_VENV)/.installed; fi
+
+$(CLASSROOM_VENV)/.installed: pyproject.toml requirements.lock
+	$(call apt_need,python3.11-venv,/usr/bin/python3.11 -c 'import ensurepip' 2>/dev/null,the accounts' Python environment)
+	/usr/bin/python3.11 -m venv $(CLASSROOM_VENV)
+	$(CLASSROOM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	@# Debian's Python is 3.11.2; soupsieve 4 needs 3.11.5: that one pin is left to pip (beautifulsoup4's bounds).
+	grep -v '^soupsieve==' requirements.lock > $(CLASSROOM_VENV)/constraints.txt
+	$(CLASSROOM_VENV)/bin/python -m pip install --quiet -c $(CLASSROOM_VENV)/constraints.txt -e .
+	touch $@
+
 ## Regenerate lab/ from solutions/ (nbgrader generate_assignment).
 release: $(STAMP)
 	$(BIN)/rai-lab release
@@ -113,4 +148,4 @@ cassettes: $(STAMP)
 	$(BIN)/rai-lab record --teaching
 
 clean:
-	rm -rf out $(VENV) $(LATEST) $(DATABRICKS) *.egg-info .pytest_cache
+	rm -rf out $(VENV) $(LATEST) $(DATABRICKS) $(CLASSROOM_VENV) .classroom-node *.egg-info .pytest_cache

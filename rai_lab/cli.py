@@ -349,6 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
     std = sub.add_parser("standin", help="run the Azure OpenAI stand-in server on 127.0.0.1")
     standin.add_arguments(std)
     std.set_defaults(func=cmd_standin)
+
+    from rai_lab.classroom import commands as classroom
+
+    classroom.add_parser(sub)
     return parser
 
 

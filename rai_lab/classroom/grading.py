@@ -1,0 +1,161 @@
+"""The classroom's grading: nbgrader collects the latest submission of each learner from the exchange, the kit's
+sealed grader (`rai-lab grade`) grades them, and each learner's feedback goes back through the exchange where the
+Assignment List fetches it (nbgrader release_feedback). Late submissions follow nbgrader's rule: a submission's
+timestamp after the assignment's due date is late, by that much (no penalty: nbgrader's default); the feedback,
+the classroom's grades and the formgrader say so."""
+
+from __future__ import annotations
+
+import csv
+import html
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from nbgrader.utils import parse_utc
+
+from rai_lab import paths
+from rai_lab.classroom import course
+from rai_lab.classroom.roster import Classroom
+from rai_lab.errors import RaiLabError
+from rai_lab.messages import say
+
+RUNNING: list[subprocess.Popen] = []  # the `rai-lab grade` under way: a stopping service stops it (SIGTERM) first
+KEPT = (".ipynb", ".yaml")  # what `rai-lab grade` reads of a learner's folder: the notebook, a live cassette
+
+
+def work_dir(classroom: Classroom, assignment: str) -> Path:
+    """The grading's own folders (root only): the staged class, the grader's work tree and its output."""
+    return classroom.state / "grading" / assignment
+
+
+def lateness(timestamp: str | None, due: str | None) -> float:
+    """Seconds late by nbgrader's rule (the submission's timestamp after the due date), 0 when on time or no due date."""
+    if not timestamp or not due:
+        return 0.0
+    return max(0.0, (parse_utc(timestamp) - parse_utc(due)).total_seconds())
+
+
+def late_text(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{max(minutes, 1)} min"
+
+
+def collect(classroom: Classroom, assignment: str) -> dict[str, Path]:
+    """nbgrader collect (as the instructor, the latest submission of each learner); learner -> submitted folder."""
+    course.run_nbgrader(classroom, assignment, "collect", assignment, "--update")
+    submitted = classroom.course_dir(assignment) / "submitted"
+    found = {}
+    for folder in sorted(submitted.glob(f"*/{assignment}")) if submitted.is_dir() else []:
+        if not folder.is_symlink() and folder.is_dir():
+            found[folder.parent.name] = folder
+    return found
+
+
+def stage(found: dict[str, Path], target: Path) -> None:
+    """The class as `rai-lab grade` reads it: <learner>/ with the notebook (and a live cassette); links are not taken."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for learner, folder in found.items():
+        (target / learner).mkdir()
+        for item in folder.iterdir():
+            if item.suffix in KEPT and item.is_file() and not item.is_symlink():
+                shutil.copyfile(item, target / learner / item.name, follow_symlinks=False)
+
+
+def grade_class(classroom: Classroom, assignment: str, log=None) -> dict[str, dict]:
+    """Collect, grade with the sealed grader, release the feedback. Per learner: their grades.csv row, plus
+    `late_seconds`. Writes the classroom's grades to <instructor's home>/grades/<assignment>.csv."""
+    if assignment not in paths.ASSIGNMENTS.values():
+        raise RaiLabError(f"unknown assignment {assignment!r} (known: {', '.join(paths.ASSIGNMENTS.values())})")
+    lang = next(lang for lang, name in paths.ASSIGNMENTS.items() if name == assignment)
+    found = collect(classroom, assignment)
+    if not found:
+        raise RaiLabError(f"no submission of {assignment} in the exchange yet")
+    work = work_dir(classroom, assignment)
+    work.mkdir(parents=True, exist_ok=True)
+    os.chmod(classroom.state / "grading", 0o700)
+    stage(found, work / "submitted")
+    grader = subprocess.Popen([sys.executable, "-m", "rai_lab", "grade", str(work / "submitted"), "--assignment",
+                               assignment, "--out", str(work / "out"), "--work", str(work / "work"), "--no-progress"],
+                              stdout=log or subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    RUNNING.append(grader)
+    try:
+        output, _ = grader.communicate()
+    finally:
+        RUNNING.remove(grader)
+    if grader.returncode != 0:
+        raise RaiLabError(f"rai-lab grade failed (exit {grader.returncode}): {(output or '')[-2000:]}")
+    with open(work / "out" / "grades.csv", encoding="utf-8") as handle:
+        rows = {row["learner"]: row for row in csv.DictReader(handle)}
+    due = classroom.due.get(assignment)
+    for learner, folder in found.items():
+        row = rows.get(learner)
+        if row is None:
+            continue
+        timestamp = (folder / "timestamp.txt").read_text().strip() if (folder / "timestamp.txt").exists() else None
+        row["timestamp"], row["late_seconds"] = timestamp or "", f"{lateness(timestamp, due):.0f}"
+        place_feedback(classroom, assignment, lang, learner, folder, work / "out" / "feedback" / learner, row)
+    course.run_nbgrader(classroom, assignment, "release_feedback", assignment)
+    refresh_formgrader(classroom, assignment, work / "work" / "course", rows)
+    write_grades(classroom, assignment, rows)
+    return rows
+
+
+def place_feedback(classroom: Classroom, assignment: str, lang: str, learner: str, submitted: Path, graded: Path,
+                   row: dict) -> None:
+    """The grader's feedback page where nbgrader release_feedback looks for it: feedback/<learner>/<assignment>/, with
+    the submission's timestamp.txt and submission_secret.txt (the learner's fetch finds it by that secret)."""
+    target = classroom.course_dir(assignment) / "feedback" / learner / assignment
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for name in ("timestamp.txt", "submission_secret.txt"):
+        if (submitted / name).exists():
+            shutil.copyfile(submitted / name, target / name, follow_symlinks=False)
+    for page in graded.glob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        late = float(row["late_seconds"])
+        if late:
+            banner = (f"<p class='rai-lab-late' style='border:2px solid #c00;padding:.5em'>"
+                      f"{html.escape(say('classroom.late', lang, late=late_text(late), due=classroom.due[assignment]))}</p>")
+            text = text.replace("<body>", "<body>" + banner, 1) if "<body>" in text else banner + text
+        (target / page.name).write_text(text, encoding="utf-8")
+    course.chown_tree(classroom.course_dir(assignment) / "feedback", classroom.instructor.user)
+
+
+def refresh_formgrader(classroom: Classroom, assignment: str, graded_course: Path, rows: dict[str, dict]) -> None:
+    """A copy of the grader's course tree for the instructor's formgrader, with the due date and each submission's
+    timestamp in its gradebook (so the formgrader shows late submissions as nbgrader does)."""
+    from nbgrader.api import Gradebook
+
+    target = course.formgrader_course(classroom, assignment)
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(graded_course, target, symlinks=True,
+                    ignore=shutil.ignore_patterns("nbgrader_config.py", "*.lock", "__pycache__"))
+    (target / "nbgrader_config.py").write_text(
+        course.nbgrader_config(classroom, assignment, target) + "c.Exchange.root = ''  # review only\n")
+    with Gradebook(f"sqlite:///{target / 'gradebook.db'}") as gb:
+        gb.update_or_create_assignment(assignment, duedate=classroom.due.get(assignment))
+        for learner, row in rows.items():
+            if row.get("timestamp"):
+                try:
+                    submission = gb.find_submission(assignment, learner)
+                except Exception:  # noqa: BLE001 - nbgrader's MissingEntry: a learner the grader did not run
+                    continue
+                submission.timestamp = parse_utc(row["timestamp"])
+        gb.db.commit()
+    course.chown_tree(target, classroom.instructor.user)
+
+
+def write_grades(classroom: Classroom, assignment: str, rows: dict[str, dict]) -> Path:
+    target = classroom.home / "grades" / f"{assignment}.csv"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fields = list(next(iter(rows.values())).keys()) if rows else ["learner"]
+    with open(target, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows[name] for name in sorted(rows))
+    course.chown_tree(target.parent, classroom.instructor.user)
+    return target
