@@ -182,6 +182,9 @@ def cmd_grade(args) -> int:
         print(f"time limits: {limits['cell']:g} s per cell, {limits['notebook']:g} s per notebook "
               f"(the solution ran in {limits['reference']['total_s']:.1f} s, its slowest cell "
               f"{limits['reference']['slowest_cell_s']:.1f} s)")
+    from rai_lab.grading.instructor.databricks_mapping import count_formats
+
+    print(f"formats: {count_formats(grader.formats)}")
     print(f"{len(outcomes)} submissions: {graded} graded now, {kept} kept from the last run (unchanged), "
           f"{len(outcomes) - graded - kept} not runnable; "
           f"grades: {_relative(Path(args.out) / 'grades.csv')}; feedback: {_relative(Path(args.out) / 'feedback')}/<learner>/")

@@ -93,12 +93,12 @@ UNREADABLE = [
      "ne contient pas de notebook lisible", "holds no readable notebook"),
     ("broken.html", b"<script>var __DATABRICKS_NOTEBOOK_MODEL = 'bm90IGpzb24=';</script>", "html_no_model",
      "ne contient pas de notebook lisible", "holds no readable notebook"),
-    ("broken.dbc", b"PK\x03\x04 not a zip", "unreadable", "L'export Databricks (DBC) est illisible",
-     "The Databricks export (DBC) is unreadable"),
+    ("broken.dbc", b"PK\x03\x04 not a zip", "unreadable", "l'export Databricks (DBC) est illisible",
+     "the Databricks export (DBC) is unreadable"),
     ("empty.dbc", b"PK\x05\x06" + b"\x00" * 18, "no_notebook",  # an empty zip archive
      "ne contient aucun notebook", "holds no notebook"),
     ("latin1.py", "# Databricks notebook source\nprint('é')\n".encode("latin-1"), "unreadable", "UTF-8", "UTF-8"),
-    ("other.py", b"# Databricks notebook source\nprint(1)\n", "no_step", "Aucune étape du labo", "No step of the lab"),
+    ("other.py", b"# Databricks notebook source\nprint(1)\n", "no_step", "aucune étape du labo", "no step of the lab"),
 ]
 
 
@@ -107,8 +107,9 @@ def test_an_export_that_cannot_be_read_says_why_in_the_learners_language(name, r
     with pytest.raises(formats.Unreadable) as caught:
         mapping.from_export(raw, name, "fr")
     assert caught.value.key == key
-    assert fr in mapping.refusal(caught.value, "fr") and en in mapping.refusal(caught.value, "en")
-    assert "File > Export" in mapping.refusal(caught.value, "en") or key in ("no_step", "unreadable")
+    assert fr in mapping.refusal(caught.value, "fr", name) and en in mapping.refusal(caught.value, "en", name)
+    assert mapping.refusal(caught.value, "fr", name).startswith(name)
+    assert "File > Export" in mapping.refusal(caught.value, "en", name) or key == "no_step"
 
 
 def _code(nb) -> list[tuple[str | None, str]]:
@@ -207,3 +208,43 @@ def test_every_cell_a_learner_may_edit_carries_its_marker_and_the_anchors_are_un
     assert len(firsts) == len(locked) == 4
     assert all(mapping.CHECK.match(c.source.splitlines()[0]).group(1) == c.metadata["nbgrader"]["grade_id"]
                for c in nb.cells if is_check(c))
+
+
+def test_intake_stages_every_export_as_the_notebook_a_jupyterlab_learner_hands_in(tmp_path):
+    """A class folder of exports, alone, in a learner's folder and in a zip: each staged notebook is the JupyterLab
+    learner's, its format recorded for the summary; a key pasted in an export is found and masked; the staged
+    notebooks do not change from one intake to the next (the grader's cache keeps unchanged grades)."""
+    from rai_lab.grading.instructor import intake
+
+    folder = tmp_path / "class"
+    (folder / "Eve").mkdir(parents=True)
+    nb = release()
+    key_answers = {**ANSWERS, "env_vars": subs.ENV_OK.replace('"any-value-in-replay-mode"', f'"{subs.FAKE_KEY}"')}
+    for learner, kind, answers in (("Ana", "jupyter", ANSWERS), ("Ben", "source", key_answers), ("Cid", "dbc", ANSWERS),
+                                   ("Dee", "html", ANSWERS)):
+        suffix, raw = exports.export(exports.workspace(nb, answers, "ipynb" if kind == "jupyter" else "source"), kind)
+        (folder / f"{learner}{suffix}").write_bytes(raw)
+    (folder / "Eve" / "responsible_ai.py").write_bytes(exports.as_source(exports.workspace(nb, ANSWERS)))
+    (folder / "Eve" / "helpers.txt").write_text("notes")
+    with zipfile.ZipFile(folder / "Fay.zip", "w") as archive:
+        archive.writestr("Fay/responsible_ai.dbc", exports.as_dbc(exports.workspace(nb, ANSWERS)))
+    (folder / "Gus.ipynb").write_text(nbformat.writes(exports.jupyterlab(nb, ANSWERS)), encoding="utf-8")
+    first = {s.learner: s for s in intake.collect(folder, tmp_path / "one", "fr")}
+    assert {k: (s.format, s.problem) for k, s in first.items()} == {
+        "Ana": ("databricks-jupyter", None), "Ben": ("databricks-source", None), "Cid": ("databricks-dbc", None),
+        "Dee": ("databricks-html", None), "Eve": ("databricks-source", None), "Fay": ("databricks-dbc", None),
+        "Gus": ("jupyterlab", None)}
+    expected = nbformat.writes(exports.jupyterlab(nb, ANSWERS))
+    for learner, sub in first.items():
+        staged = nbformat.writes(nbformat.read(sub.notebook, as_version=4))
+        if learner == "Ben":
+            assert subs.FAKE_KEY not in staged and any("vraie clé Azure OpenAI" in n for n in sub.notes)
+        else:
+            assert staged == expected, learner
+    assert first["Ana"].notes == ["Remise lue comme un export Databricks (JUPYTER (.ipynb)) et replacée dans le notebook "
+                                  "distribué ; les cellules de vérification du correcteur y ont été remises."]
+    again = {s.learner: s.digest for s in intake.collect(folder, tmp_path / "two", "fr")}
+    assert again == {k: s.digest for k, s in first.items()}
+    assert mapping.count_formats(s.format for s in first.values()) == (
+        "JupyterLab (.ipynb) 1, Databricks JUPYTER (.ipynb) 1, Databricks SOURCE (.py) 2, Databricks DBC (.dbc) 2, "
+        "Databricks HTML (.html) 1")

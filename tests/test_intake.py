@@ -112,16 +112,18 @@ CASES = {
     "not a zip": (
         lambda c, o: Path(c / "Bob.zip").write_text("PK? no"),
         "Bob", False, "(ce n'est pas une archive zip lisible)", "(not a readable zip archive)"),
-    ".py": (
+    ".py that is not a Databricks export": (
         lambda c, o: Path(c / "Bob.py").write_text("print('my answers')"),
-        "Bob", False, f"Bob.py n'est pas un type de remise accepté ; rien n'a été exécuté. {WHY_FR}",
-        f"Bob.py is not a kind of submission the grader accepts; nothing was run. {WHY_EN}"),
+        "Bob", False, "Bob.py n'est pas un export Databricks (sa première ligne n'est pas « # Databricks notebook source ») ; "
+                      f"rien n'a été exécuté. {WHY_FR}",
+        "Bob.py is not a Databricks export (its first line is not \"# Databricks notebook source\"); nothing was run. "
+        f"{WHY_EN}"),
     ".txt": (
         lambda c, o: Path(c / "Bob.txt").write_text("my answers"),
         "Bob", False, "Bob.txt n'est pas un type de remise accepté", "Bob.txt is not a kind of submission"),
-    ".html": (
+    ".html that holds no notebook": (
         lambda c, o: Path(c / "Bob.html").write_text("<p>my notebook, exported</p>"),
-        "Bob", False, "une archive .zip", "or a .zip archive of either"),
+        "Bob", False, "Bob.html ne contient pas de notebook lisible", "Bob.html holds no readable notebook"),
     "no suffix": (
         lambda c, o: Path(c / "Bob").write_text(RELEASED),
         "Bob", False, "Bob n'est pas un type de remise accepté", "Bob is not a kind of submission the grader accepts"),

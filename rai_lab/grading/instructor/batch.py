@@ -164,6 +164,7 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
         staging = self.work / "intake"
         shutil.rmtree(staging, ignore_errors=True)
         submissions = intake.collect(submissions_dir, staging, self.lang)
+        self.formats = [sub.format for sub in submissions]  # what each learner handed in, for the summary
         previous = {} if self.regrade else self._load_state()
         kept = previous.get("outcomes", {})
         outcomes: dict[str, Outcome] = {}

@@ -204,6 +204,18 @@ def notes(mapped: Mapped, kind: str, lang: str) -> list[str]:
     return said
 
 
-def refusal(err: Unreadable, lang: str) -> str:
-    """Why an export was not read, in the learner's language."""
-    return say(f"databricks.{err.key}", lang, **err.values)
+def refusal(err: Unreadable, lang: str, name: str) -> str:
+    """Why the export `name` was not read, in the learner's language."""
+    return say(f"databricks.{err.key}", lang, **{"name": name, **err.values})
+
+
+SUBMITTED = {"jupyterlab": "JupyterLab (.ipynb)", **{f"databricks-{kind}": f"Databricks {name}" for kind, name in FORMAT_NAMES.items()},
+             "": "not read"}
+
+
+def count_formats(formats) -> str:
+    """`rai-lab grade`'s summary of what the learners handed in (intake's Submission.format), one count per format."""
+    counts = {label: 0 for label in SUBMITTED.values()}
+    for kind in formats:
+        counts[SUBMITTED.get(kind, "not read")] += 1
+    return ", ".join(f"{label} {count}" for label, count in counts.items() if count)

@@ -30,6 +30,7 @@ import yaml
 
 from rai_lab import cassette as cassettes
 from rai_lab.errors import CassetteError
+from rai_lab.grading.instructor import databricks_formats, databricks_mapping
 from rai_lab.azure import KEY_ASSIGNMENT, KEY_SHAPES
 from rai_lab.messages import say
 from rai_lab.paths import NOTEBOOK, lab_notebook
@@ -39,8 +40,9 @@ MAX_ZIP_BYTES = 50 * 1024 * 1024
 MAX_CASSETTE_BYTES = MAX_ZIP_BYTES
 MAX_ENTRIES = 10_000  # files and folders in one learner's folder or archive
 MAX_DEPTH = 32  # folders within folders
-KEPT_SUFFIXES = (".ipynb", ".yaml", ".yml")
-ACCEPTED_SUFFIXES = (".ipynb", ".zip")  # besides folders
+EXPORT_SUFFIXES = (".py", ".dbc", ".html", ".htm")  # Databricks exports (an .ipynb may be one too)
+KEPT_SUFFIXES = (".ipynb", ".yaml", ".yml", *EXPORT_SUFFIXES)
+ACCEPTED_SUFFIXES = (".ipynb", ".zip")  # besides folders (an export takes its id after them: it never renames a learner)
 
 # Hidden entries. Every entry of the class folder gets a row, hidden ones too: ".Élodie.ipynb" is graded
 # like any notebook, ".notes" is refused as an unknown type, ".x" that is a link is refused as a link.
@@ -84,6 +86,7 @@ class Submission:
     notes: list[str] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)  # values redacted from everything written
     digest: str = ""
+    format: str = ""  # what was handed in: "jupyterlab", "databricks-<jupyter|source|dbc|html>"; "" when not read
 
 
 def learner_id(name: str) -> str:
@@ -242,8 +245,10 @@ def _pick(listing: list) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None
     files = [parts for parts, kind, *_ in listing if kind == "file" and not CLUTTER.intersection(parts)]
     notebooks = sorted(p for p in files if PurePosixPath(p[-1]).suffix.lower() == ".ipynb")
     preferred = [p for p in notebooks if p[-1] == NOTEBOOK]
+    exported = sorted(p for p in files if PurePosixPath(p[-1]).suffix.lower() in EXPORT_SUFFIXES)  # no .ipynb: an export
+    exported = [p for p in exported if PurePosixPath(p[-1]).stem == "responsible_ai"] + exported
     cassette_files = sorted(p for p in files if PurePosixPath(p[-1]).suffix.lower() in (".yaml", ".yml"))
-    return (preferred or notebooks or [None])[0], (cassette_files[0] if cassette_files else None)
+    return (preferred or notebooks or exported or [None])[0], (cassette_files[0] if cassette_files else None)
 
 
 # What a malformed archive makes zipfile raise while it is read (writing into the staging folder is not here:
@@ -365,6 +370,8 @@ def _take(tree: _Tree, name: str, info: os.stat_result, kind: str, learner: str,
             _take_notebook(sub, tree.read((name,), MAX_NOTEBOOK_BYTES, "too_big"), staging / learner, lang)
         elif kind == "file" and suffix == ".zip":
             _take_zip(sub, tree, name, staging, lang)
+        elif kind == "file" and suffix in EXPORT_SUFFIXES:
+            _take_export(sub, tree.read((name,), MAX_NOTEBOOK_BYTES, "too_big"), shown, staging / learner, lang)
         elif kind == "file":
             raise Refused("unknown_type", name=shown)
         else:  # a FIFO, a socket, a device: never opened (opening a FIFO would wait for a writer)
@@ -412,7 +419,11 @@ def _take_files(sub: Submission, tree: _Tree, top: tuple[str, ...], listing: lis
     notebook, cassette_parts = _pick(listing)
     if notebook is None:
         raise Refused("no_notebook", name=name)
-    _take_notebook(sub, tree.read((*top, *notebook), MAX_NOTEBOOK_BYTES, "too_big"), target, lang)
+    raw = tree.read((*top, *notebook), MAX_NOTEBOOK_BYTES, "too_big")
+    if PurePosixPath(notebook[-1]).suffix.lower() in EXPORT_SUFFIXES:
+        _take_export(sub, raw, _shown(notebook[-1]), target, lang)
+    else:
+        _take_notebook(sub, raw, target, lang)
     if sub.problem is not None or cassette_parts is None:
         return
     try:
@@ -428,11 +439,15 @@ def _take_notebook(sub: Submission, raw: bytes, target: Path, lang: str) -> None
     try:
         text = raw.decode("utf-8")
         nb = nbformat.reads(text, as_version=4)
+        if databricks_formats.is_databricks_notebook(nb):  # no nbgrader metadata: Databricks' JUPYTER export
+            _take_export(sub, raw, NOTEBOOK, target, lang, nb=nb)
+            return
         nbformat.validate(nb)
     except (UnicodeDecodeError, ValueError, nbformat.ValidationError, KeyError, AttributeError) as err:
         reason = str(err).splitlines()[0][:150] if str(err) else type(err).__name__
         sub.problem = note("invalid_json", lang, reason=reason)
         return
+    sub.format = "jupyterlab"
     _compare_with_release(sub, nb, lang)
     keys = find_keys(_cell_text(nb))
     if keys:
@@ -440,6 +455,27 @@ def _take_notebook(sub: Submission, raw: bytes, target: Path, lang: str) -> None
         sub.notes.append(note("key_found", lang))
         text = cassettes.redact(text, keys)
     copy = target / NOTEBOOK
+    copy.write_text(text, encoding="utf-8")
+    sub.notebook = copy
+
+
+def _take_export(sub: Submission, raw: bytes, name: str, target: Path, lang: str, nb=None) -> None:
+    """A Databricks export (or its parsed .ipynb `nb`), mapped back onto the released notebook and staged as one."""
+    try:
+        mapped, kind = databricks_mapping.from_export(raw, name, lang, nb=nb)
+    except databricks_formats.Unreadable as err:
+        sub.problem = databricks_mapping.refusal(err, lang, name)
+        return
+    sub.format = f"databricks-{kind}"
+    sub.notes.extend(databricks_mapping.notes(mapped, kind, lang))
+    text = nbformat.writes(mapped.notebook)
+    keys = find_keys(_cell_text(mapped.notebook))
+    if keys:
+        sub.secrets.extend(keys)
+        sub.notes.append(note("key_found", lang))
+        text = cassettes.redact(text, keys)
+    copy = target / NOTEBOOK
+    target.mkdir(parents=True, exist_ok=True)
     copy.write_text(text, encoding="utf-8")
     sub.notebook = copy
 
