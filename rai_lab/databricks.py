@@ -3,7 +3,8 @@
 `export` writes, for each language, the learner's notebook (from lab/) and a reference notebook:
 the solution without its check cells (which need the kit), which the asset bundle's job runs on
 the cluster (`databricks.yml`); and `rai_lab_bias.py`, a copy of the kit's bias measures (PySpark
-and matplotlib only), which the going-further cells import on a cluster without the kit. The
+and matplotlib only), which the going-further cells import on a cluster without the kit; and
+`rai_lab_checks.py` (rai_lab.databricks_checks), which the learner's check cells call there. The
 repository keeps their export under databricks/ (a test checks it is current; `rai-lab release`
 rewrites it).
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import nbformat
 
-from rai_lab import paths
+from rai_lab import databricks_checks, paths
 from rai_lab.cells import is_check
 from rai_lab.release import without_markers
 
@@ -99,15 +100,21 @@ RESTART = "dbutils.library.restartPython()"
 
 
 def learner(nb):
-    """The learner's notebook for Databricks: the install as `%pip` then restartPython, and without the check cells,
-    which need the kit (grading maps an export back to lab/'s notebook: rai_lab.grading.instructor.databricks_formats)."""
+    """The learner's notebook for Databricks: the install as `%pip` then restartPython, and the same visible checks as
+    in JupyterLab, from rai_lab_checks.py beside the notebook, as the kit is not there (grading maps an export back
+    to lab/'s notebook and puts the instructor's check cells back: rai_lab.grading.instructor.databricks_mapping)."""
     nb = nbformat.from_dict(nb)
+    lang = nb.metadata.get("rai_lab", {}).get("lang", "fr")
     cells = []
     for cell in nb.cells:
         if _grade_id(cell) == "kit_databricks":
             cells += [nbformat.v4.new_code_cell(PIP_INSTALL), nbformat.v4.new_code_cell(RESTART)]
-        elif not is_check(cell):
+        elif is_check(cell):
+            cells.append(nbformat.v4.new_code_cell(databricks_checks.check_cell(cell.source, _grade_id(cell), lang)))
+        else:
             cells.append(cell)
+        if _grade_id(cell) == "kit_start":
+            cells.append(nbformat.v4.new_code_cell(databricks_checks.SETUP))
     nb.cells = cells
     return nb
 
@@ -126,6 +133,9 @@ def export(dest: Path, folder: Path | None = None) -> list[Path]:
     measures = dest / "rai_lab_bias.py"
     measures.write_text(BIAS_HEADER + (paths.ROOT / "rai_lab" / "bias.py").read_text(encoding="utf-8"), encoding="utf-8")
     written.append(measures)
+    checks = dest / "rai_lab_checks.py"
+    checks.write_text(databricks_checks.module(), encoding="utf-8")
+    written.append(checks)
     return written
 
 

@@ -22,9 +22,10 @@ def test_export_round_trips_to_the_same_cells(tmp_path, lang):
     assert "\n# COMMAND ----------\n" in text and "\n# MAGIC %md\n" in text
     nb = nbformat.read(LAB / f"responsible-ai-{lang}" / "responsible_ai.ipynb", 4)
     assert databricks.from_source(text) == [(c.cell_type, c.source) for c in databricks.learner(nb).cells]
-    # The graded check cells (they call the kit) are not in the Databricks notebook; grading puts them back.
-    assert "# Vérification notée" not in text and "graded check:" not in text
-    assert len(databricks.learner(nb).cells) == len(nb.cells) - 14 + 1  # the install is two cells there
+    # The check cells are there, calling rai_lab_checks (no kit on a cluster); grading puts the instructor's back.
+    assert text.count("graded check:") == 10 and text.count("bonus check:") == 4 and "checking.check" not in text
+    assert text.count('rai_lab_checks.check("') == 14
+    assert len(databricks.learner(nb).cells) == len(nb.cells) + 2  # the install is two cells there, plus the checks' setup
     # Every cell a learner may edit keeps its marker line: grading maps an export back to lab/ by them.
     for cell in nb.cells:
         if cell.cell_type == "code" and not cell.metadata["nbgrader"].get("locked"):

@@ -128,9 +128,9 @@ def test_a_marker_edited_away_names_the_step_and_keeps_the_other_steps(kind):
     code = _code(result.notebook)
     stub = next(s for g, s in _code(release()) if g == "build_dataframes")
     at = code.index(("build_dataframes", stub))
-    # the learner's unmarked cell followed generate_answers in the export (no check cell there): it comes after it
+    # the learner's unmarked cell followed the answers' last check cell in the export: it comes right after it
     own = code.index((None, subs.DATAFRAMES_OK))
-    assert code[own - 1][0] == "generate_answers" and own < at
+    assert code[own - 1][0] == "answers_lists" and own < at
     said = mapping.notes(result, kind, "fr")
     assert any("Étape « DataFrames Spark » (build_dataframes) introuvable" in n for n in said)
     assert any('Step "Spark DataFrames" (build_dataframes) not found' in n for n in mapping.notes(result, kind, "en"))

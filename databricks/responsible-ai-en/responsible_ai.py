@@ -166,6 +166,22 @@ else:
 
 # COMMAND ----------
 
+# rai-lab : les vérifications visibles sur Databricks (rai_lab_checks.py, à côté de ce notebook) / the visible checks
+import os, sys
+
+sys.path += [os.path.abspath(".."), os.path.abspath("../..")]
+try:
+    import rai_lab_checks
+except ImportError:  # le notebook importé seul / the notebook imported alone
+    rai_lab_checks = None
+    print("rai-lab : rai_lab_checks.py n'est pas à côté de ce notebook, les vérifications ne s'afficheront pas : importez "
+          "tout le dossier databricks/ / rai_lab_checks.py is not beside this notebook, the checks will not show: import "
+          "the whole databricks/ folder")
+else:
+    rai_lab_checks.record_calls()  # les appels du client openai, pour les vérifications / the client's calls, for the checks
+
+# COMMAND ----------
+
 # MAGIC %md
 # MAGIC 3. In the first cell of the notebook, run the following code with the access information you copied at the beginning of this exercise to assign persistent environment variables for authentication when using Azure OpenAI resources:
 # MAGIC
@@ -186,6 +202,24 @@ import os
 
 # YOUR CODE HERE
 raise NotImplementedError()
+
+# COMMAND ----------
+
+# Vérification notée / graded check: env_key_set (1 point)
+if rai_lab_checks:
+    rai_lab_checks.check("env_key_set", globals(), "en")
+
+# COMMAND ----------
+
+# Vérification notée / graded check: env_endpoint_https (1 point)
+if rai_lab_checks:
+    rai_lab_checks.check("env_endpoint_https", globals(), "en")
+
+# COMMAND ----------
+
+# Vérification notée / graded check: env_api_version (1 point)
+if rai_lab_checks:
+    rai_lab_checks.check("env_api_version", globals(), "en")
 
 # COMMAND ----------
 
@@ -305,6 +339,36 @@ raise NotImplementedError()
 
 # COMMAND ----------
 
+# Vérification notée / graded check: calls_ten_made (2 points)
+if rai_lab_checks:
+    rai_lab_checks.check("calls_ten_made", globals(), "en")
+
+# COMMAND ----------
+
+# Vérification notée / graded check: calls_prompts_in_order (2 points)
+if rai_lab_checks:
+    rai_lab_checks.check("calls_prompts_in_order", globals(), "en")
+
+# COMMAND ----------
+
+# Vérification notée / graded check: calls_system_prompt (1 point)
+if rai_lab_checks:
+    rai_lab_checks.check("calls_system_prompt", globals(), "en")
+
+# COMMAND ----------
+
+# Vérification notée / graded check: calls_deployment_max_tokens (1 point)
+if rai_lab_checks:
+    rai_lab_checks.check("calls_deployment_max_tokens", globals(), "en")
+
+# COMMAND ----------
+
+# Vérification notée / graded check: answers_lists (2 points)
+if rai_lab_checks:
+    rai_lab_checks.check("answers_lists", globals(), "en")
+
+# COMMAND ----------
+
 # MAGIC %md
 # MAGIC 2. In a new cell, run the following code to turn the model outputs into dataframes and analyze them for gender bias.
 # MAGIC
@@ -325,6 +389,18 @@ raise NotImplementedError()
 # rai-lab step: build_dataframes (gardez cette ligne / keep this line)
 # YOUR CODE HERE
 raise NotImplementedError()
+
+# COMMAND ----------
+
+# Vérification notée / graded check: neutral_df_built (2 points)
+if rai_lab_checks:
+    rai_lab_checks.check("neutral_df_built", globals(), "en")
+
+# COMMAND ----------
+
+# Vérification notée / graded check: loaded_df_built (2 points)
+if rai_lab_checks:
+    rai_lab_checks.check("loaded_df_built", globals(), "en")
 
 # COMMAND ----------
 
@@ -417,6 +493,24 @@ raise NotImplementedError()
 
 # COMMAND ----------
 
+# Vérification bonus / bonus check: bonus_samples_baseline (1 point)
+if rai_lab_checks:
+    rai_lab_checks.check("bonus_samples_baseline", globals(), "en")
+
+# COMMAND ----------
+
+# Vérification bonus / bonus check: bonus_mitigation_run (1 point)
+if rai_lab_checks:
+    rai_lab_checks.check("bonus_mitigation_run", globals(), "en")
+
+# COMMAND ----------
+
+# Vérification bonus / bonus check: bonus_samples_df (1 point)
+if rai_lab_checks:
+    rai_lab_checks.check("bonus_samples_df", globals(), "en")
+
+# COMMAND ----------
+
 # MAGIC %md
 # MAGIC 2. In a new cell, run the following code to measure, in Spark, the **demographic representation** of the answers to the **neutral** prompts, per run and profession:
 # MAGIC
@@ -443,6 +537,12 @@ raise NotImplementedError()
 # rai-lab step: gf_representation (gardez cette ligne / keep this line)
 # YOUR CODE HERE
 raise NotImplementedError()
+
+# COMMAND ----------
+
+# Vérification bonus / bonus check: bonus_representation (1 point)
+if rai_lab_checks:
+    rai_lab_checks.check("bonus_representation", globals(), "en")
 
 # COMMAND ----------
 

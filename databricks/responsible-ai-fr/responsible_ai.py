@@ -166,6 +166,22 @@ else:
 
 # COMMAND ----------
 
+# rai-lab : les vérifications visibles sur Databricks (rai_lab_checks.py, à côté de ce notebook) / the visible checks
+import os, sys
+
+sys.path += [os.path.abspath(".."), os.path.abspath("../..")]
+try:
+    import rai_lab_checks
+except ImportError:  # le notebook importé seul / the notebook imported alone
+    rai_lab_checks = None
+    print("rai-lab : rai_lab_checks.py n'est pas à côté de ce notebook, les vérifications ne s'afficheront pas : importez "
+          "tout le dossier databricks/ / rai_lab_checks.py is not beside this notebook, the checks will not show: import "
+          "the whole databricks/ folder")
+else:
+    rai_lab_checks.record_calls()  # les appels du client openai, pour les vérifications / the client's calls, for the checks
+
+# COMMAND ----------
+
 # MAGIC %md
 # MAGIC 3. Dans la première cellule du notebook, exécutez le code suivant avec les informations d’accès que vous avez copiées au début de cet exercice afin d’affecter des variables d’environnement persistantes pour l’authentification lors de l’utilisation de ressources Azure OpenAI :
 # MAGIC
@@ -186,6 +202,24 @@ import os
 
 # VOTRE CODE ICI
 raise NotImplementedError()
+
+# COMMAND ----------
+
+# Vérification notée / graded check: env_key_set (1 point)
+if rai_lab_checks:
+    rai_lab_checks.check("env_key_set", globals(), "fr")
+
+# COMMAND ----------
+
+# Vérification notée / graded check: env_endpoint_https (1 point)
+if rai_lab_checks:
+    rai_lab_checks.check("env_endpoint_https", globals(), "fr")
+
+# COMMAND ----------
+
+# Vérification notée / graded check: env_api_version (1 point)
+if rai_lab_checks:
+    rai_lab_checks.check("env_api_version", globals(), "fr")
 
 # COMMAND ----------
 
@@ -305,6 +339,36 @@ raise NotImplementedError()
 
 # COMMAND ----------
 
+# Vérification notée / graded check: calls_ten_made (2 points)
+if rai_lab_checks:
+    rai_lab_checks.check("calls_ten_made", globals(), "fr")
+
+# COMMAND ----------
+
+# Vérification notée / graded check: calls_prompts_in_order (2 points)
+if rai_lab_checks:
+    rai_lab_checks.check("calls_prompts_in_order", globals(), "fr")
+
+# COMMAND ----------
+
+# Vérification notée / graded check: calls_system_prompt (1 point)
+if rai_lab_checks:
+    rai_lab_checks.check("calls_system_prompt", globals(), "fr")
+
+# COMMAND ----------
+
+# Vérification notée / graded check: calls_deployment_max_tokens (1 point)
+if rai_lab_checks:
+    rai_lab_checks.check("calls_deployment_max_tokens", globals(), "fr")
+
+# COMMAND ----------
+
+# Vérification notée / graded check: answers_lists (2 points)
+if rai_lab_checks:
+    rai_lab_checks.check("answers_lists", globals(), "fr")
+
+# COMMAND ----------
+
 # MAGIC %md
 # MAGIC 2. Dans une nouvelle cellule, exécutez le code suivant pour transformer les sorties du modèle en dataframes et les analyser pour détecter tout biais de genre.
 # MAGIC
@@ -325,6 +389,18 @@ raise NotImplementedError()
 # rai-lab step: build_dataframes (gardez cette ligne / keep this line)
 # VOTRE CODE ICI
 raise NotImplementedError()
+
+# COMMAND ----------
+
+# Vérification notée / graded check: neutral_df_built (2 points)
+if rai_lab_checks:
+    rai_lab_checks.check("neutral_df_built", globals(), "fr")
+
+# COMMAND ----------
+
+# Vérification notée / graded check: loaded_df_built (2 points)
+if rai_lab_checks:
+    rai_lab_checks.check("loaded_df_built", globals(), "fr")
 
 # COMMAND ----------
 
@@ -417,6 +493,24 @@ raise NotImplementedError()
 
 # COMMAND ----------
 
+# Vérification bonus / bonus check: bonus_samples_baseline (1 point)
+if rai_lab_checks:
+    rai_lab_checks.check("bonus_samples_baseline", globals(), "fr")
+
+# COMMAND ----------
+
+# Vérification bonus / bonus check: bonus_mitigation_run (1 point)
+if rai_lab_checks:
+    rai_lab_checks.check("bonus_mitigation_run", globals(), "fr")
+
+# COMMAND ----------
+
+# Vérification bonus / bonus check: bonus_samples_df (1 point)
+if rai_lab_checks:
+    rai_lab_checks.check("bonus_samples_df", globals(), "fr")
+
+# COMMAND ----------
+
 # MAGIC %md
 # MAGIC 2. Dans une nouvelle cellule, exécutez le code suivant pour mesurer, dans Spark, la **représentation démographique** des réponses aux prompts **neutres**, par exécution et par profession :
 # MAGIC
@@ -443,6 +537,12 @@ raise NotImplementedError()
 # rai-lab step: gf_representation (gardez cette ligne / keep this line)
 # VOTRE CODE ICI
 raise NotImplementedError()
+
+# COMMAND ----------
+
+# Vérification bonus / bonus check: bonus_representation (1 point)
+if rai_lab_checks:
+    rai_lab_checks.check("bonus_representation", globals(), "fr")
 
 # COMMAND ----------
 

@@ -26,6 +26,7 @@ import nbformat
 
 from rai_lab.cells import is_check
 from rai_lab.databricks import PIP_INSTALL, RESTART
+from rai_lab.databricks_checks import SETUP
 from rai_lab.grading.instructor.databricks_formats import Cell, Unreadable, read_export, read_jupyter
 from rai_lab.messages import say
 from rai_lab.paths import lab_notebook
@@ -34,6 +35,8 @@ STEP = re.compile(r"^[ \t]*#[ \t]*rai-lab step:[ \t]*([a-z]+(?:_[a-z]+)+)\b", re
 CHECK = re.compile(r"^[ \t]*#.*\b(?:graded|bonus) check:[ \t]*([a-z]+(?:_[a-z]+)+)\b")
 # Databricks' forms of the lab's install cell (rai_lab/databricks.py writes them in databricks/).
 DATABRICKS_FORMS = {PIP_INSTALL: "kit_databricks", RESTART: "kit_databricks"}
+DROP = "-"  # a cell of the Databricks notebooks only (the one that loads rai_lab_checks): not graded, not the learner's
+DATABRICKS_ONLY = {SETUP}
 
 
 @dataclass
@@ -91,6 +94,7 @@ def anchors(release) -> tuple[dict[str, bool], dict[str, str], dict[str, str], s
             texts[_norm(cell.source)] = grade_id
             firsts[_first_line(cell.source)] = grade_id
     texts.update({_norm(form): grade_id for form, grade_id in DATABRICKS_FORMS.items()})
+    texts.update({_norm(text): DROP for text in DATABRICKS_ONLY})
     return steps, texts, firsts, checks
 
 
@@ -134,7 +138,7 @@ def map_cells(cells: list[Cell], release) -> Mapped:
     for index, cell in enumerate(code):
         if anchor[index] is None:
             following.setdefault(current, []).append(cell.source)
-        else:
+        elif anchor[index] != DROP:
             current = anchor[index]
     nb = copy.deepcopy(release)
     out = []
