@@ -16,6 +16,7 @@ from pathlib import Path
 import nbformat
 
 from rai_lab import databricks_checks, paths
+from rai_lab.messages import say
 from rai_lab.cells import is_check
 from rai_lab.release import without_markers
 
@@ -113,6 +114,8 @@ def learner(nb):
             cells.append(nbformat.v4.new_code_cell(databricks_checks.check_cell(cell.source, _grade_id(cell), lang)))
         else:
             cells.append(cell)
+        if cell.get("id") == "create-notebook":  # the kit's note on the first cells: what differs on Databricks
+            cells.append(nbformat.v4.new_markdown_cell(say("databricks.notebook_note", lang)))
         if _grade_id(cell) == "kit_start":
             cells.append(nbformat.v4.new_code_cell(databricks_checks.SETUP))
     nb.cells = cells

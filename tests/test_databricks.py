@@ -25,7 +25,9 @@ def test_export_round_trips_to_the_same_cells(tmp_path, lang):
     # The check cells are there, calling rai_lab_checks (no kit on a cluster); grading puts the instructor's back.
     assert text.count("graded check:") == 10 and text.count("bonus check:") == 4 and "checking.check" not in text
     assert text.count('rai_lab_checks.check("') == 14
-    assert len(databricks.learner(nb).cells) == len(nb.cells) + 2  # the install is two cells there, plus the checks' setup
+    # the install is two cells there, plus the checks' setup, plus a note that says so and asks to keep the markers
+    assert len(databricks.learner(nb).cells) == len(nb.cells) + 3
+    assert "# MAGIC > **rai-lab (Databricks)**" in text and "# rai-lab step: …" in text
     # Every cell a learner may edit keeps its marker line: grading maps an export back to lab/ by them.
     for cell in nb.cells:
         if cell.cell_type == "code" and not cell.metadata["nbgrader"].get("locked"):

@@ -136,6 +136,11 @@
 
 # COMMAND ----------
 
+# MAGIC %md
+# MAGIC > **rai-lab (Databricks)**: in this notebook the install takes two cells, as Databricks recommends: `%pip install openai==1.42.0 httpx==0.27.2`, then `dbutils.library.restartPython()`, which restarts Python; then go on with the next cell. The cell after the kit's loads `rai_lab_checks.py`, beside this notebook (import the whole `databricks/` folder), for the ✓/✗/○ checks after each step. Keep the line `# rai-lab step: …` at the top of each cell you fill, and one step per cell: that is how the grader finds your answers in your export (File > Export > IPython Notebook).
+
+# COMMAND ----------
+
 # MAGIC %pip install openai==1.42.0 httpx==0.27.2
 
 # COMMAND ----------

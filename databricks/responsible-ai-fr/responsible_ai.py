@@ -136,6 +136,11 @@
 
 # COMMAND ----------
 
+# MAGIC %md
+# MAGIC > **rai-lab (Databricks)** : dans ce notebook, l’installation tient en deux cellules, comme Databricks le recommande : `%pip install openai==1.42.0 httpx==0.27.2`, puis `dbutils.library.restartPython()`, qui redémarre Python ; continuez ensuite à la cellule suivante. La cellule qui suit celle du kit charge `rai_lab_checks.py`, posé à côté de ce notebook (importez tout le dossier `databricks/`), pour les vérifications ✓/✗/○ après chaque étape. Gardez la ligne `# rai-lab step: …` en tête de chaque cellule que vous remplissez, et une étape par cellule : c’est ainsi que le correcteur retrouve vos réponses dans votre export (File > Export > IPython Notebook).
+
+# COMMAND ----------
+
 # MAGIC %pip install openai==1.42.0 httpx==0.27.2
 
 # COMMAND ----------
