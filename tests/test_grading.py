@@ -226,19 +226,19 @@ def test_cached_grades_are_dropped_when_the_course_changes(tmp_path):
     grader = grading.Grader("responsible-ai-fr", tmp_path / "out", work_dir=tmp_path / "work")
     grader.work.mkdir(parents=True)
     kept = grading.Outcome(learner="ana", source="ana.ipynb", score=15, max_score=15, digest="d1")
-    grader._save_state([kept])
-    assert grader._load_state()["outcomes"]["ana"]["score"] == 15
+    grader.state.save([kept])
+    assert grader.state.load()["outcomes"]["ana"]["score"] == 15
     state = json.loads(grader.state_path.read_text())
     state["course"] = "an older course"
     grader.state_path.write_text(json.dumps(state))
-    assert grader._load_state() == {}
+    assert grader.state.load() == {}
 
 
 def reference_cache(out: Path, work: Path, **options) -> Path:
     """Where this machine keeps the timing of the French course's solution, as `rai-lab grade` runs it."""
     from rai_lab import grading
 
-    return grading.Grader("responsible-ai-fr", out, work_dir=work, **options)._reference_cache()
+    return grading.Grader("responsible-ai-fr", out, work_dir=work, **options).time_limits.cache_path()
 
 
 def test_time_limits_stop_a_notebook_where_it_is_and_deterministic_stops_are_kept(tmp_path):

@@ -2,10 +2,10 @@
 
 Split by where the code runs (docs/grading.md draws a submission's path through them):
 - `instructor/`: the instructor's `rai-lab grade` process: `intake` (reading submissions), `batch` (the Grader),
-  `course` (nbgrader's course tree, the gradebook, the kept grades), `limits` (the time limits, from the reference
-  run), `services` (the batch's folder, namespace and clean environment), `workers` (starting the grading workers
-  and talking to them), `reports` (grades.csv, nbgrader's export, the feedback pages), `rubric` (points and a
-  learner's Outcome), `stop` (SIGINT, SIGTERM and SIGHUP turned into an orderly stop);
+  `course` (nbgrader's course tree, the gradebook), `state` (the kept grades), `limits` (the time limits, from the
+  reference run), `services` (the batch's folder, namespace and clean environment), `workers` (starting the
+  grading workers and talking to them), `reports` (grades.csv, nbgrader's export, the feedback pages), `rubric`
+  (points and a learner's Outcome), `stop` (SIGINT, SIGTERM and SIGHUP turned into an orderly stop);
 - `worker/`: a grading worker process: `main` (one learner after another), `sandbox` (bubblewrap), `launcher`
   (a kernel's launcher), `slotspark` (the worker's own Spark server), `replay` (the replay service), `sealed`
   (checks judged outside the kernel), `rerun` (a DataFrame's plan re-run by the grader), `feedback` (feedback

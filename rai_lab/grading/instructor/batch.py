@@ -28,11 +28,12 @@ from rai_lab import cassette as cassettes
 from rai_lab import paths
 from rai_lab.errors import RaiLabError
 from rai_lab.grading.instructor import intake
-from rai_lab.grading.instructor.course import CourseTree, default_work_dir
-from rai_lab.grading.instructor.limits import ReferenceLimits
+from rai_lab.grading.instructor.course import CourseTree, course_digest, default_work_dir
+from rai_lab.grading.instructor.limits import TimeLimits
 from rai_lab.grading.instructor.reports import Reports
 from rai_lab.grading.instructor.rubric import Outcome, reason, rubric, split_points
 from rai_lab.grading.instructor.services import BatchServices
+from rai_lab.grading.instructor.state import KeptGrades
 from rai_lab.grading.instructor.workers import Worker, last_error
 from rai_lab.grading.worker import sandbox, slotspark
 from rai_lab.grading.worker.rerun import RERUN_ROWS
@@ -40,8 +41,9 @@ from rai_lab.grading.worker.rerun import RERUN_ROWS
 WORKER_GRACE = 30.0  # seconds past the notebook limit before the grader kills a worker that did not stop it
 
 
-class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
-    """Grades a folder of submissions for one assignment."""
+class Grader:
+    """Grades a folder of submissions for one assignment: the batch's course tree (`tree`), kept grades (`state`),
+    services (`services`), time limits (`time_limits`) and reports (`reports`), each an object of its own."""
 
     def __init__(self, assignment: str, out_dir: Path, work_dir: Path | None = None, timeout: float | None = None,
                  cell_timeout: float | None = None, workers: int | None = None, spark: str = "shared",
@@ -56,7 +58,6 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
         if paths.ROOT in self.work.parents or self.work == paths.ROOT:
             raise RaiLabError(f"the grading work folder must be outside the repository: {self.work}")
         self.course = self.work / "course"
-        self.timeout, self.cell_timeout = timeout, cell_timeout  # None: scaled from the reference run
         self.illustrations = illustrations  # also run the cells no check reads (tag rai-lab-illustration)
         if spark not in ("shared", "local"):
             raise RaiLabError(f"--batch-spark must be 'shared' (a Spark Connect server per worker, shared by its "
@@ -71,13 +72,37 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
                 raise RaiLabError(f"rai-lab grade will not run untrusted notebooks without its sandbox: {why}")
         self.state_path = self.work / "state.json"
         self.batch_logs = self.work / "logs" / "batch"  # the last batch's server, workers and timings
-        self.spark_url: str | None = None
-        self.join: list[str] = []  # the prefix that gives a worker a network namespace of its own
-        self.private_netns = False
-        self.batch_dir: Path | None = None  # sockets and the slots' Spark state, outside the course tree
-        self.limits_used: dict = {}
+        self.stopping = threading.Event()  # set on a stop or a failure: no new learner, no grade saved
+        self.tree = CourseTree(self.course, assignment, self.lang)
+        # timeout, cell_timeout (None: scaled from the reference run), spark and illustrations change a grade.
+        self.state = KeptGrades(self.state_path, course_digest(assignment, [timeout, cell_timeout, spark, illustrations]),
+                                self.stopping)
+        self.services = BatchServices(self.lang, trusted=trusted, workers=self.workers)
+        self.time_limits = TimeLimits(self.tree, self.batch_logs, timeout=timeout, cell_timeout=cell_timeout,
+                                      regrade=regrade, cache_key=[spark, illustrations, trusted])
+        self.reports = Reports(self.out_dir, self.lang, self.tree, self.batch_logs)
         # Where a batch's time goes, written to <work>/logs/batch/timings.json (benchmarks/grading.py reads it).
         self.timings: dict = {"notebooks": {}, "worker_start_s": []}
+
+    @property
+    def limits_used(self) -> dict:
+        """The batch's time limits ({"cell", "notebook", "reference"}), once known."""
+        return self.time_limits.used
+
+    @property
+    def saved_now(self) -> list[str]:
+        """The learners graded and saved by this run (a stopped batch's summary counts them)."""
+        return self.state.saved_now
+
+    def env(self) -> dict[str, str]:
+        """The environment of nbgrader and of the workers (no secret; the cell limit once known, else 180 s)."""
+        return self.services.env(self.limits_used.get("cell", 180), self.illustrations)
+
+    def start_worker(self, index: int) -> Worker:
+        settings = self.services.worker_settings(index, course=self.course, assignment=self.assignment,
+                                                 logs=self.batch_logs, spark=self.spark, limits=self.limits)
+        return Worker(index, settings=settings, prefix=self.services.join, cwd=self.course, env=self.env(),
+                      logs=self.batch_logs, start_times=self.timings["worker_start_s"])
 
     @property
     def sandbox_kind(self) -> str:
@@ -112,7 +137,7 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
         return outcome
 
     def job(self, sub: intake.Submission) -> dict:
-        return {"learner": sub.learner, **self._stage(sub), "cell_limit": self.limits_used["cell"],
+        return {"learner": sub.learner, **self.tree.stage(sub), "cell_limit": self.limits_used["cell"],
                 "notebook_limit": self.limits_used["notebook"]}
 
     def conclude(self, sub: intake.Submission, outcome: Outcome, returncode: int, answer: dict,
@@ -126,7 +151,7 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
         logs = self.work / "logs"
         logs.mkdir(exist_ok=True)
         (logs / f"{sub.learner}.log").write_text(log, encoding="utf-8")
-        graded = self._scores(sub.learner)
+        graded = self.tree.scores(sub.learner)
         stopped = answer.get("stopped") or {}
         if returncode == -9:
             why = reason("timeout", self.lang, seconds=math.ceil(self.limits_used["notebook"] + WORKER_GRACE))
@@ -165,7 +190,7 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
         shutil.rmtree(staging, ignore_errors=True)
         submissions = intake.collect(submissions_dir, staging, self.lang)
         self.formats = [sub.format for sub in submissions]  # what each learner handed in, for the summary
-        previous = {} if self.regrade else self._load_state()
+        previous = {} if self.regrade else self.state.load()
         kept = previous.get("outcomes", {})
         outcomes: dict[str, Outcome] = {}
         pending = []
@@ -182,53 +207,53 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
                 pending.append(sub)
         from rai_lab.grading.instructor import stop
 
-        # Each learner's grade is saved once it is final (`_keep_outcome`): a stopped batch keeps them, the next run
+        # Each learner's grade is saved once it is final (`KeptGrades.keep`): a stopped batch keeps them, the next run
         # grades only the rest. The processes this grader starts die with it, even if it is killed (die_with_parent).
-        self._begin_state(outcomes)
-        self.stopping = False
+        self.state.begin(outcomes)
+        self.stopping.clear()
         os.environ["RAI_LAB_GRADER_PID"] = str(os.getpid())
         workers: list[Worker] = []
         try:
             if pending:  # nothing to run (every grade kept): no Spark server, no worker, no reference run
-                self.start_batch()
+                self.services.start()
                 # Which /run folder is this batch's (the tests check that it is gone, and nothing of it runs).
-                self.timings["batch_dir"] = str(self.batch_dir)
+                self.timings["batch_dir"] = str(self.services.batch_dir)
                 (self.batch_logs / "batch.json").write_text(json.dumps(
-                    {"pid": os.getpid(), "batch_dir": str(self.batch_dir)}), encoding="utf-8")
+                    {"pid": os.getpid(), "batch_dir": str(self.services.batch_dir)}), encoding="utf-8")
                 self.course.mkdir(parents=True, exist_ok=True)
                 # Workers start (their Spark server, nbgrader, their sandbox) while nbgrader prepares the course.
-                workers = [Worker(self, index) for index in range(min(self.workers, len(pending)))]
-            self.prepare()
+                workers = [self.start_worker(index) for index in range(min(self.workers, len(pending)))]
+            self.tree.prepare(self.env())
             self.timings["prepare_and_intake_s"] = time.monotonic() - clock
             if pending:
                 workers[0].wait_ready()
                 self.timings["spark_server_ready_s"] = time.monotonic() - clock
-                self.reference = self.reference_limits(workers[0], previous)
+                self.state.reference = self.time_limits.reference_limits(workers[0], previous, self.state.digest)
                 self.timings["reference_s"] = time.monotonic() - clock - self.timings["spark_server_ready_s"]
                 started = time.monotonic()
                 for outcome in self._grade_all(pending, progress, workers):
                     outcomes[outcome.learner] = outcome
                 self.timings["grading_s"] = time.monotonic() - started
             elif previous.get("reference"):
-                self.reference = self._set_limits(previous["reference"])  # for the summary and the state
+                self.state.reference = self.time_limits.set_from(previous["reference"])  # for the summary and the state
         except BaseException:
             # A stop (SIGINT, SIGTERM, SIGHUP: rai_lab.grading.instructor.stop) or a failure: no grade is saved from now on
             # (a learner the stop interrupted is graded again next time), and what runs is killed, not waited for.
-            self.stopping = True
+            self.stopping.set()
             raise
         finally:
             with stop.deferred():  # a signal now waits until every process is gone and the /run folder removed
                 for worker in workers:
                     if worker is not None:  # None: a grading thread's worker that died and was not replaced
-                        worker.kill() if self.stopping else worker.close()
+                        worker.kill() if self.stopping.is_set() else worker.close()
                 started = time.monotonic()
-                self.stop_batch()
+                self.services.stop()
                 self.timings["spark_server_stop_s"] = time.monotonic() - started
         started = time.monotonic()
-        ordered = [self._with_manual_scores(outcomes[sub.learner]) for sub in submissions]
-        self._forget_removed({o.learner for o in ordered})
-        self._save_state(ordered)
-        self.write_outputs(ordered, {s.learner: s for s in submissions})
+        ordered = [self.tree.with_manual_scores(outcomes[sub.learner]) for sub in submissions]
+        self.tree.forget_removed({o.learner for o in ordered})
+        self.state.save(ordered)
+        self.reports.write(ordered, {s.learner: s for s in submissions})
         self.timings["outputs_s"] = time.monotonic() - started
         self.timings.update(total_s=time.monotonic() - clock, workers=self.workers, spark=self.spark,
                             sandbox=self.sandbox_summary, limits={k: v for k, v in self.limits_used.items()},
@@ -251,10 +276,10 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
 
         def grade_one(index: int, sub: intake.Submission, alone: bool, second: bool = False) -> None:
             with lock:
-                if self.stopping:
+                if self.stopping.is_set():
                     return
                 if workers[index] is None:  # under the lock: a stop sees every worker there is, and kills it
-                    workers[index] = Worker(self, index)
+                    workers[index] = self.start_worker(index)
             outcome = self.new_outcome(sub)
             started = time.monotonic()
             returncode, answer = workers[index].grade(self.job(sub), self.limits_used["notebook"] + WORKER_GRACE)
@@ -270,12 +295,12 @@ class Grader(CourseTree, BatchServices, ReferenceLimits, Reports):
                     again.append(sub)
                     self.timings.setdefault("graded_again", {})[sub.learner] = why
                 else:
-                    self._keep_outcome(outcome)  # final: saved now, kept if the batch is stopped
+                    self.state.keep(outcome)  # final: saved now, kept if the batch is stopped
                     bar.set_postfix_str(sub.learner)
                     bar.update()
 
         def serve(index: int) -> None:
-            while not self.stopping:  # stopped: no new learner, no new worker
+            while not self.stopping.is_set():  # stopped: no new learner, no new worker
                 try:
                     sub = jobs.get_nowait()
                 except queue.Empty:

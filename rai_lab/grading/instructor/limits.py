@@ -25,6 +25,7 @@ from rai_lab.grading.instructor.rubric import rubric
 from rai_lab.grading.instructor.workers import last_error
 
 if TYPE_CHECKING:
+    from rai_lab.grading.instructor.course import CourseTree
     from rai_lab.grading.instructor.workers import Worker
 
 REFERENCE = "_rai_lab_reference"  # the solution, graded first to time the course (never a learner: ids have no leading _)
@@ -33,23 +34,32 @@ CELL_LIMIT_FACTOR = 5  # a cell's, this many times the reference's slowest cell 
 MIN_CELL_LIMIT, MIN_NOTEBOOK_LIMIT = 10.0, 30.0  # seconds, whatever the reference took
 
 
-class ReferenceLimits:
-    """The time limits of a Grader (`self.timeout`, `self.cell_timeout`, `self.regrade`, set by the Grader)."""
+class TimeLimits:
+    """A batch's time limits (`used`: {"cell", "notebook", "reference"}), from --timeout and --cell-timeout (None:
+    scaled from the reference run), timed on the course tree `tree` of `assignment`; `cache_key` names how the batch
+    runs the course (what changes its timing), `logs` is the batch's log folder."""
 
-    def reference_limits(self, worker: "Worker", previous: dict) -> dict:
+    def __init__(self, tree: CourseTree, logs: Path, *, timeout: float | None, cell_timeout: float | None,
+                 regrade: bool, cache_key: list):
+        self.tree, self.logs = tree, logs
+        self.timeout, self.cell_timeout, self.regrade, self.cache_key = timeout, cell_timeout, regrade, cache_key
+        self.used: dict = {}
+
+    def reference_limits(self, worker: Worker, previous: dict, digest: str) -> dict:
         """Time the solution notebook once per course and machine; the limits scale from it (5x its slowest cell,
         10x its whole, with floors), unless --cell-timeout / --timeout say otherwise.
 
         It is graded like a learner (sandbox, replay, checks) and must score every point: a course whose
         own solution fails its checks is refused before any learner is graded. Its timing is kept in the work
-        folder's state and in the machine's cache (keyed by the course, the kit's code and how the batch runs
-        it), so another class of the same course does not time it again; --regrade times it again.
+        folder's state (`previous`, for the course whose digest is `digest`) and in the machine's cache (keyed by
+        the course, the kit's code and how the batch runs it), so another class of the same course does not time it
+        again; --regrade times it again.
         """
         known = previous.get("reference") or {}
-        if known.get("course") == self._course_digest():  # `previous` is empty with --regrade
+        if known.get("course") == digest:  # `previous` is empty with --regrade
             reference = known
         else:
-            cached = self._reference_cache()
+            cached = self.cache_path()
             reference = None if self.regrade else _read_reference(cached)
             if reference is None:
                 reference = self._time_reference(worker)
@@ -57,40 +67,41 @@ class ReferenceLimits:
                 partial = cached.with_suffix(f".{os.getpid()}.tmp")
                 partial.write_text(json.dumps(reference, indent=1), encoding="utf-8")
                 partial.replace(cached)
-            reference = {**reference, "course": self._course_digest()}
-        return self._set_limits(reference)
+            reference = {**reference, "course": digest}
+        return self.set_from(reference)
 
-    def _time_reference(self, worker: "Worker") -> dict:
+    def _time_reference(self, worker: Worker) -> dict:
         sub = intake.Submission(learner=REFERENCE, source="(solution)",
-                                notebook=paths.SOLUTIONS / self.assignment / paths.NOTEBOOK)
-        job = {"learner": REFERENCE, "cassette": "", **self._stage(sub), "cell_limit": 180, "notebook_limit": 600}
+                                notebook=paths.SOLUTIONS / self.tree.assignment / paths.NOTEBOOK)
+        job = {"learner": REFERENCE, **self.tree.stage(sub), "cell_limit": 180, "notebook_limit": 600}
         returncode, answer = worker.grade(job, 900)
-        scores = self._scores(REFERENCE) or {}
-        graded = self.folder("autograded", REFERENCE) / paths.NOTEBOOK
+        scores = self.tree.scores(REFERENCE) or {}
+        graded = self.tree.folder("autograded", REFERENCE) / paths.NOTEBOOK
         if graded.exists():  # kept for the instructor: what the reference run did
-            shutil.copy(graded, self.batch_logs / "reference.ipynb")
-        self._forget_learner(REFERENCE)
+            shutil.copy(graded, self.logs / "reference.ipynb")
+        self.tree.forget_learner(REFERENCE)
         total = sum(item["points"] for item in rubric().values())
         if returncode != 0 or sum(scores.values()) != total:
             failed = {name: v.get("message") for name, v in (answer.get("verdicts") or {}).items() if not v.get("passed")}
             raise RaiLabError(f"the course's own solution does not pass its checks ({sum(scores.values()):g}/{total}): "
                               f"{failed or answer.get('stopped') or last_error(answer.get('log', ''))} "
-                              f"(see {self.batch_logs / 'reference.ipynb'} and worker-0.log)")
+                              f"(see {self.logs / 'reference.ipynb'} and worker-0.log)")
         cells = {k: float(v) for k, v in (answer.get("cells") or {}).items()} or {"?": 1.0}
         return {"slowest_cell_s": max(cells.values()), "total_s": sum(cells.values()), "cells_s": cells}
 
-    def _reference_cache(self) -> Path:
+    def cache_path(self) -> Path:
         """Where this machine keeps the reference timing of this course, as this batch runs it."""
-        digest = hashlib.sha256(json.dumps([self.assignment, self.spark, self.illustrations, self.trusted,
-                                            sys.version, os.cpu_count()]).encode())
+        assignment = self.tree.assignment
+        digest = hashlib.sha256(json.dumps([assignment, *self.cache_key, sys.version, os.cpu_count()]).encode())
         package = Path(rai_lab.__file__).resolve().parent
-        for path in (paths.SOLUTIONS / self.assignment / paths.NOTEBOOK, paths.GRADERS / "rubric.toml",
+        for path in (paths.SOLUTIONS / assignment / paths.NOTEBOOK, paths.GRADERS / "rubric.toml",
                      paths.GRADERS / "checks.py", *sorted(package.rglob("*.py")), *sorted(paths.I18N.glob("*.toml"))):
             digest.update(path.name.encode() + path.read_bytes())
-        return paths.cache_dir() / "reference" / f"{self.assignment}-{digest.hexdigest()[:20]}.json"
+        return paths.cache_dir() / "reference" / f"{assignment}-{digest.hexdigest()[:20]}.json"
 
-    def _set_limits(self, reference: dict) -> dict:
-        self.limits_used = {
+    def set_from(self, reference: dict) -> dict:
+        """The limits of a reference timing (unless --cell-timeout / --timeout set them); the reference."""
+        self.used = {
             "reference": reference,
             "cell": self.cell_timeout or math.ceil(max(MIN_CELL_LIMIT, CELL_LIMIT_FACTOR * reference["slowest_cell_s"])),
             "notebook": self.timeout or math.ceil(max(MIN_NOTEBOOK_LIMIT, LIMIT_FACTOR * reference["total_s"])),

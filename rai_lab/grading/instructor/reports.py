@@ -9,15 +9,20 @@ from pathlib import Path
 
 from rai_lab import cassette as cassettes
 from rai_lab.grading.instructor import intake
-from rai_lab.messages import say
+from rai_lab.grading.instructor.course import CourseTree
 from rai_lab.grading.instructor.rubric import Outcome, rubric
+from rai_lab.messages import say
 
 
 class Reports:
-    """A Grader's outputs."""
+    """A batch's outputs in `out_dir`, in the learners' language `lang`, from the course tree `tree`; what fails to be
+    written is said in the batch's log folder `logs`."""
 
-    # -- outputs ---------------------------------------------------------------------------------
-    def write_outputs(self, outcomes: list[Outcome], submissions: dict[str, intake.Submission]) -> None:
+    def __init__(self, out_dir: Path, lang: str, tree: CourseTree, logs: Path):
+        self.out_dir, self.lang, self.tree, self.logs = out_dir, lang, tree, logs
+
+    def write(self, outcomes: list[Outcome], submissions: dict[str, intake.Submission]) -> None:
+        """grades.csv, nbgrader's export and each learner's feedback page."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         feedback_root = self.out_dir / "feedback"
         shutil.rmtree(feedback_root, ignore_errors=True)
@@ -26,7 +31,7 @@ class Reports:
             secrets = sub.secrets if sub else []
             target = feedback_root / outcome.learner / "responsible_ai.html"
             target.parent.mkdir(parents=True, exist_ok=True)
-            generated = self.folder("feedback", outcome.learner) / "responsible_ai.html"
+            generated = self.tree.folder("feedback", outcome.learner) / "responsible_ai.html"
             body = generated.read_text(encoding="utf-8") if generated.exists() and outcome.status == "graded" else None
             target.write_text(cassettes.redact(self._feedback_page(outcome, body), secrets), encoding="utf-8")
         self._export_nbgrader_csv(self.out_dir / "nbgrader_grades.csv")
@@ -38,11 +43,11 @@ class Reports:
         from nbgrader.plugins import CsvExportPlugin
 
         try:
-            with Gradebook(f"sqlite:///{self.course / 'gradebook.db'}") as gb:
+            with Gradebook(f"sqlite:///{self.tree.course / 'gradebook.db'}") as gb:
                 CsvExportPlugin(to=str(target)).export(gb)
         except Exception as err:  # noqa: BLE001 - grades.csv is still written; say why this one is not
-            self.batch_logs.mkdir(parents=True, exist_ok=True)
-            (self.batch_logs / "export.log").write_text(f"nbgrader export failed: {err!r}\n", encoding="utf-8")
+            self.logs.mkdir(parents=True, exist_ok=True)
+            (self.logs / "export.log").write_text(f"nbgrader export failed: {err!r}\n", encoding="utf-8")
 
     def _feedback_page(self, outcome: Outcome, body: str | None) -> str:
         title, score, bonus = (say(f"grading.feedback_{key}", self.lang) for key in ("title", "score", "bonus"))

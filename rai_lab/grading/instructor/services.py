@@ -8,9 +8,10 @@ import os
 import re
 import shutil
 from dataclasses import asdict
+from pathlib import Path
 
 from rai_lab import release
-from rai_lab.grading.worker import sandbox, slotspark
+from rai_lab.grading.worker import sandbox
 
 # Environment variables never passed to a learner's kernel.
 SECRET_NAME = re.compile(
@@ -28,9 +29,16 @@ def clean_environment(extra: dict[str, str]) -> dict[str, str]:
 
 class BatchServices:
     """The batch's private folder and how its workers start: each in a network namespace of its own, where its
-    Spark Connect server (rai_lab.grading.worker.slotspark), its replay service and its learners' kernels meet."""
+    Spark Connect server (rai_lab.grading.worker.slotspark), its replay service and its learners' kernels meet.
+    `workers` sandboxes at most, bubblewrap unless `trusted`; `lang` is the learners' language."""
 
-    def start_batch(self) -> None:
+    def __init__(self, lang: str, *, trusted: bool, workers: int):
+        self.lang, self.trusted, self.workers = lang, trusted, workers
+        self.batch_dir: Path | None = None  # sockets and the slots' Spark state, outside the course tree
+        self.join: list[str] = []  # the prefix that gives a worker a network namespace of its own
+        self.private_netns = False
+
+    def start(self) -> None:
         """The batch's folder (sockets, the slots' Spark state, the sandboxes' /etc names) and the workers' prefix."""
         self.batch_dir = sandbox.batch_folder()
         if not self.trusted:
@@ -40,33 +48,31 @@ class BatchServices:
         else:
             self.join = sandbox.unshare_prefix()
         self.private_netns = bool(self.join)
-        self.spark_url = f"sc://127.0.0.1:{slotspark.DEFAULT_PORT}" if self.spark == "shared" else None
 
-    def wait_batch(self) -> None:
-        """Nothing to wait for: each worker says it is ready once its own Spark server answers."""
-
-    def stop_batch(self) -> None:
+    def stop(self) -> None:
         """Remove the batch folder (the workers, closed first, stopped their Spark servers and kept their logs)."""
         if self.batch_dir is not None:
             shutil.rmtree(self.batch_dir, ignore_errors=True)
             self.batch_dir = None
 
-    def _env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+    def env(self, cell_limit: float, illustrations: bool) -> dict[str, str]:
+        """The environment of nbgrader and of the workers: no secret, the learners' language, the cell limit."""
         env = clean_environment({
             "RAI_LAB_LANG": self.lang,
             "RAI_LAB_GRADING": "1",
-            "RAI_LAB_CELL_TIMEOUT": str(math.ceil(self.limits_used.get("cell", 180))),
-            "RAI_LAB_ILLUSTRATIONS": "run" if self.illustrations else "skip",
+            "RAI_LAB_CELL_TIMEOUT": str(math.ceil(cell_limit)),
+            "RAI_LAB_ILLUSTRATIONS": "run" if illustrations else "skip",
             "PYTHONUNBUFFERED": "1",
-            **({"RAI_LAB_PRIVATE_NETNS": "1"} if getattr(self, "private_netns", False) else {}),
-            **(extra or {}),
+            **({"RAI_LAB_PRIVATE_NETNS": "1"} if self.private_netns else {}),
         })
         env.pop("SPARK_REMOTE", None)  # the instructor's own server is not the batch's
         if os.environ.get("RAI_LAB_BATCH_JAVA_OPTIONS"):
             env["RAI_LAB_BATCH_JAVA_OPTIONS"] = os.environ["RAI_LAB_BATCH_JAVA_OPTIONS"]
         return env
 
-    def worker_settings(self, index: int) -> dict:
-        return {"index": index, "course": str(self.course), "assignment": self.assignment, "lang": self.lang,
-                "ipc": str(self.batch_dir), "logs": str(self.batch_logs), "trusted": self.trusted,
-                "spark": self.spark, "limits": asdict(self.limits)}
+    def worker_settings(self, index: int, *, course: Path, assignment: str, logs: Path, spark: str,
+                        limits: sandbox.Limits) -> dict:
+        """What worker `index` is started with (rai_lab.grading.worker.main reads it)."""
+        return {"index": index, "course": str(course), "assignment": assignment, "lang": self.lang,
+                "ipc": str(self.batch_dir), "logs": str(logs), "trusted": self.trusted, "spark": spark,
+                "limits": asdict(limits)}

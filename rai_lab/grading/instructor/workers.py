@@ -9,22 +9,22 @@ import signal
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from rai_lab.grading.instructor.batch import Grader
+from pathlib import Path
 
 
 class Worker:
-    """A `rai_lab.grading.worker.main` process in the batch's namespace: one learner at a time, killed (with its
-    sandbox) at the time limit."""
+    """A `rai_lab.grading.worker.main` process in the batch's network namespace: one learner at a time, killed (with
+    its sandbox) at the time limit. Started with `settings` (BatchServices.worker_settings), behind `prefix` (its
+    network namespace), in the course folder `cwd` with the environment `env`; its log goes to `logs`, and the time
+    it took to be ready is appended to `start_times`."""
 
-    def __init__(self, grader: Grader, index: int):
-        self.grader = grader
-        self.stderr = open(grader.batch_logs / f"worker-{index}.log", "a", encoding="utf-8")
+    def __init__(self, index: int, *, settings: dict, prefix: list[str], cwd: Path, env: dict[str, str], logs: Path,
+                 start_times: list[float]):
+        self.start_times = start_times
+        self.stderr = open(logs / f"worker-{index}.log", "a", encoding="utf-8")
         self.process = subprocess.Popen(
-            [*grader.join, sys.executable, "-m", "rai_lab.grading.worker.main", json.dumps(grader.worker_settings(index))],
-            cwd=grader.course, env=grader._env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+            [*prefix, sys.executable, "-m", "rai_lab.grading.worker.main", json.dumps(settings)],
+            cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
             text=True, start_new_session=True,
         )
         self.ready = False
@@ -49,7 +49,7 @@ class Worker:
         if not self.ready:
             started = time.monotonic()
             answer = self._read(time.monotonic() + 300)
-            self.grader.timings["worker_start_s"].append(time.monotonic() - started)
+            self.start_times.append(time.monotonic() - started)
             if not answer or not answer.get("ready"):
                 self.kill()
                 return False
