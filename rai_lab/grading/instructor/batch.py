@@ -15,7 +15,6 @@ graded again at the end, alone; a failure on the grader's side is never kept as 
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import queue
@@ -24,22 +23,19 @@ import threading
 import time
 from pathlib import Path
 
-from rai_lab import cassette as cassettes
 from rai_lab import paths
 from rai_lab.errors import RaiLabError
 from rai_lab.grading.instructor import intake
 from rai_lab.grading.instructor.course import CourseTree, course_digest, default_work_dir
 from rai_lab.grading.instructor.limits import TimeLimits
 from rai_lab.grading.instructor.reports import Reports
-from rai_lab.grading.instructor.rubric import Outcome, reason, rubric, split_points
+from rai_lab.grading.instructor.outcomes import WORKER_GRACE, conclude, disturbed, grader_fault, new_outcome
+from rai_lab.grading.instructor.rubric import Outcome
 from rai_lab.grading.instructor.services import BatchServices
 from rai_lab.grading.instructor.state import KeptGrades
-from rai_lab.grading.instructor.workers import Worker, last_error
-from rai_lab.grading.worker import sandbox, slotspark
+from rai_lab.grading.instructor.workers import Worker
+from rai_lab.grading.worker import sandbox, sparkkeeper
 from rai_lab.grading.worker.rerun import RERUN_ROWS
-
-WORKER_GRACE = 30.0  # seconds past the notebook limit before the grader kills a worker that did not stop it
-
 
 class Grader:
     """Grades a folder of submissions for one assignment: the batch's course tree (`tree`), kept grades (`state`),
@@ -122,61 +118,17 @@ class Grader:
             return "embedded in each kernel (--batch-spark local)"
         rerun = f"{RERUN_ROWS} rows and {self.limits_used['cell']:g} s" if self.limits_used.get("cell") \
             else f"{RERUN_ROWS} rows and the cell limit"
-        return (f"a Spark Connect server per worker ({self.workers}), each with a {slotspark.HEAP[:-1]} {slotspark.HEAP[-1].upper()}B heap and "
-                f"{slotspark.PYTHON_WORKER_MEMORY[:-1]} {slotspark.PYTHON_WORKER_MEMORY[-1].upper()}B per Python worker (UDF); a DataFrame re-run reads at most {rerun}")
+        heap, python = sparkkeeper.HEAP, sparkkeeper.PYTHON_WORKER_MEMORY
+        return (f"a Spark Connect server per worker ({self.workers}), each with a {heap[:-1]} {heap[-1].upper()}B heap and "
+                f"{python[:-1]} {python[-1].upper()}B per Python worker (UDF); a DataFrame re-run reads at most {rerun}")
 
     # -- one learner ---------------------------------------------------------------------------------------
     def new_outcome(self, sub: intake.Submission) -> Outcome:
-        outcome = Outcome(learner=sub.learner, source=sub.source, notes=list(sub.notes), digest=sub.digest,
-                          sandbox=self.sandbox_kind)
-        table = rubric()
-        outcome.max_score, outcome.bonus_max = split_points({name: item["points"] for name, item in table.items()})
-        outcome.checks = {name: 0.0 for name in table}
-        if sub.problem:
-            outcome.status, outcome.notes = "not run", [sub.problem, *outcome.notes]
-        return outcome
+        return new_outcome(sub, self.sandbox_kind)
 
     def job(self, sub: intake.Submission) -> dict:
         return {"learner": sub.learner, **self.tree.stage(sub), "cell_limit": self.limits_used["cell"],
                 "notebook_limit": self.limits_used["notebook"]}
-
-    def conclude(self, sub: intake.Submission, outcome: Outcome, returncode: int, answer: dict,
-                 alone: bool = True) -> Outcome:
-        """Read nbgrader's grades for one learner and say why, if something stopped the notebook.
-
-        A worker that died is the grader's failure, never the learner's: such an outcome is `provisional` (not kept
-        by the next run). A Spark server that stopped while the learner was graded alone was stopped by their code.
-        """
-        log = cassettes.redact(answer.get("log") or "", sub.secrets)
-        logs = self.work / "logs"
-        logs.mkdir(exist_ok=True)
-        (logs / f"{sub.learner}.log").write_text(log, encoding="utf-8")
-        graded = self.tree.scores(sub.learner)
-        stopped = answer.get("stopped") or {}
-        if returncode == -9:
-            why = reason("timeout", self.lang, seconds=math.ceil(self.limits_used["notebook"] + WORKER_GRACE))
-        elif stopped:
-            why = stopped.get("message")
-        elif graded is None:
-            why = reason("failed", self.lang, detail=last_error(log))
-        else:
-            why = None
-        spark = reason("spark_stopped", self.lang) if answer.get("spark_failed") and alone else None
-        for note in reversed([spark, why, *(answer.get("interrupted") or [])]):
-            if note:
-                outcome.notes.insert(0, cassettes.redact(note, sub.secrets))
-        outcome.stopped = stopped.get("reason", "killed" if returncode == -9 else "")
-        if returncode not in (0, -9):  # the worker died or did not start: nothing of the learner's can do that
-            outcome.provisional = True
-            outcome.notes.insert(0, reason("provisional", self.lang))
-        elif graded is None and returncode == 0:  # nbgrader wrote no grade (a full disk?): not kept, tried again
-            outcome.provisional = True
-        if graded is None or returncode == -9 or outcome.provisional:
-            outcome.status = "failed"
-            return outcome
-        outcome.checks.update(graded)
-        outcome.score, outcome.bonus = split_points(graded)
-        return outcome
 
     # -- the batch -------------------------------------------------------------------------------------
     def run(self, submissions_dir: Path, progress: bool = True) -> list[Outcome]:
@@ -287,7 +239,8 @@ class Grader:
             if returncode != 0:
                 workers[index] = None  # killed at the limit, or died: the next learner gets a fresh one
             why = disturbed(returncode, answer)
-            outcome = self.conclude(sub, outcome, returncode, answer, alone=alone)
+            outcome = conclude(sub, outcome, returncode, answer, scores=self.tree.scores(sub.learner), lang=self.lang,
+                               notebook_limit=self.limits_used["notebook"], logs=self.work / "logs", alone=alone)
             with lock:
                 self.timings["notebooks"][sub.learner + (" (again, alone)" if second else "")] = seconds
                 results[sub.learner] = outcome
@@ -309,7 +262,7 @@ class Grader:
                     grade_one(index, sub, alone=len(workers) == 1)
                 except Exception as err:  # noqa: BLE001 - a fault of the grader's own: this learner is not lost
                     with lock:
-                        results[sub.learner] = self.grader_fault(sub, err)
+                        results[sub.learner] = grader_fault(sub, err, self.sandbox_kind, self.lang)
 
         threads = [threading.Thread(target=serve, args=(i,), daemon=True) for i in range(len(workers))]
         for thread in threads:
@@ -319,29 +272,8 @@ class Grader:
         for sub in sorted(again, key=lambda item: item.learner):  # every other worker is idle now
             grade_one(0, sub, alone=True, second=True)
         bar.close()
-        return [results.get(sub.learner) or self.grader_fault(sub, RuntimeError("not graded")) for sub in pending]
-
-    def grader_fault(self, sub: intake.Submission, err: BaseException) -> Outcome:
-        """A learner whom the grader itself failed (a bug of ours): a row that says so, never kept (graded next run)."""
-        outcome = self.new_outcome(sub)
-        outcome.status, outcome.provisional = "failed", True
-        outcome.notes.insert(0, reason("provisional", self.lang))
-        outcome.notes.append(reason("failed", self.lang, detail=f"{type(err).__name__}: {str(err)[:200]}"))
-        return outcome
-
-
-def disturbed(returncode: int, answer: dict) -> str | None:
-    """Why a learner's grading may owe something to the rest of the batch (CPU taken by other slots, a service
-    of the grader's), so that it is done again alone; None when it cannot."""
-    if returncode != 0:
-        return "worker killed at the limit" if returncode == -9 else "worker stopped"
-    if answer.get("spark_failed"):
-        return "Spark server stopped"
-    if (answer.get("stopped") or {}).get("reason"):
-        return str(answer["stopped"]["reason"])
-    if answer.get("interrupted"):
-        return "cell time limit"
-    return None  # a DataFrame re-run stopped at its limit is not: its plan ran alone on the learner's own server
+        return [results.get(sub.learner) or grader_fault(sub, RuntimeError("not graded"), self.sandbox_kind, self.lang)
+                for sub in pending]
 
 
 def grade(submissions: Path, assignment: str, out_dir: Path, work_dir: Path | None = None, timeout: float | None = None,

@@ -27,12 +27,12 @@ import json
 import os
 import signal
 import socket
-import shutil
 import struct
 import sys
 import tempfile
 import threading
-import time
+
+from rai_lab.grading.sandboxed.clearing import clear_sandbox, kill_session
 
 # Names a kernel may receive from the grader (everything else of the grader's environment stays out).
 KERNEL_PASS = ("RAI_LAB_LANG", "RAI_LAB_I18N", "RAI_LAB_GRADING", "RAI_LAB_REPLAY", "SPARK_REMOTE", "JPY_SESSION_NAME")
@@ -114,9 +114,9 @@ def serve(listener: socket.socket, sealed: bool, limits: dict) -> int:
         print(json.dumps({"kernel": served}), flush=True)
         _watch(conn, pid)
         if sealed:
-            _clear_sandbox()
+            clear_sandbox()
         else:
-            _kill_descendants_of(pid)
+            kill_session(pid)
         try:
             os.unlink(connection_file)
         except OSError:
@@ -132,72 +132,6 @@ def _limit(kind: int, value) -> None:
             resource.setrlimit(kind, (int(value), int(value)))
         except (ValueError, OSError):
             pass
-
-
-def _clear_sandbox() -> None:
-    """Kill every other process of this sandbox (its PID namespace), then empty its writable folders and
-    remove the System V IPC objects left in its IPC namespace."""
-    for _ in range(200):
-        try:
-            os.kill(-1, signal.SIGKILL)  # every process this one may signal, but itself and PID 1: the sandbox's
-        except ProcessLookupError:
-            break
-        time.sleep(0.005)
-    _remove_sysv_ipc()
-    mounts = _mount_points()
-    for folder in (os.environ.get("HOME", ""), tempfile.gettempdir(), "/dev/shm"):
-        if not folder or not os.path.isdir(folder):
-            continue
-        for entry in os.scandir(folder):
-            if any(m == entry.path or m.startswith(entry.path + "/") for m in mounts):
-                continue  # the kit or the venv mounted read-only under /tmp (a clone there): not ours to empty
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    for root, dirs, _ in os.walk(entry.path):
-                        for name in dirs:
-                            try:
-                                os.chmod(os.path.join(root, name), 0o700)
-                            except OSError:
-                                pass
-                    os.chmod(entry.path, 0o700)
-                    shutil.rmtree(entry.path, ignore_errors=True)
-                else:
-                    os.unlink(entry.path)
-            except OSError:
-                pass
-
-
-def _mount_points() -> list[str]:
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8") as handle:
-            return [line.split()[4] for line in handle if len(line.split()) > 4]
-    except OSError:
-        return []
-
-
-def _remove_sysv_ipc() -> None:
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    for table, remove in (("shm", libc.shmctl), ("sem", libc.semctl), ("msg", libc.msgctl)):
-        try:
-            with open(f"/proc/sysvipc/{table}", encoding="ascii") as handle:
-                ids = [int(line.split()[1]) for line in handle.readlines()[1:] if line.strip()]
-        except (OSError, ValueError, IndexError):
-            continue
-        for ident in ids:
-            if table == "sem":
-                remove(ident, 0, 0, None)  # IPC_RMID
-            else:
-                remove(ident, 0, None)
-
-
-def _kill_descendants_of(pid: int) -> None:
-    """--trusted (no sandbox): the kernel's own session, however it forked."""
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _receive_request(conn: socket.socket) -> tuple[dict, list[int]]:

@@ -4,7 +4,7 @@ Each grading worker lives in a network namespace of its own (`Grader` starts it 
 its learners' kernels reach this server, and the worker's replay service, on that namespace's
 loopback and nothing else: no learner can reach another slot's server. The server runs in a
 bubblewrap sandbox of its own (own PID namespace, the Spark uid), under a keeper process
-(`main(["keep", STATE, PORT])`) that answers the worker on stdin/stdout:
+(`rai_lab.grading.worker.sparkkeeper`) that answers the worker on stdin/stdout:
 
 - ``reset``: kill the Python workers the JVM started (a cancelled job leaves a sleeping UDF's worker
   running), then say whether the JVM is alive, still busy (CPU) and how much memory it holds;
@@ -20,7 +20,6 @@ only their own server; the grader notices (`failed_during`) and grades that lear
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -33,127 +32,8 @@ from rai_lab.grading.worker.jsonlines import JsonLines
 
 DEFAULT_PORT = 15002
 RSS_LIMIT = 1200 << 20  # a JVM holding more than this between learners (heap 640 MB) is started anew
-BUSY_SHARE = 0.5  # of one core: a JVM using more than this after its learner left still runs their work
-PYTHON_WORKER_MEMORY = "1g"  # RLIMIT_AS of each Python worker (a UDF) the server starts
 
 
-HEAP = "640m"  # the JVM's heap: with the serial collector and the JIT's quick tier, about 450 MB resident when idle
-
-
-def _conf() -> dict[str, str]:
-    """Beyond sparkserver's own settings. A batch lasts minutes: the JIT's quick tier only and the serial collector
-    (SMALL_DATA_JAVA_OPTIONS) leave the cores to the kernels; no whole-stage code generation, whose compile time the
-    lab's small queries never win back; a fresh Python worker per UDF task (none outlives its task)."""
-    return {"spark.sql.codegen.wholeStage": "false", "spark.driver.memory": HEAP,
-            "spark.executor.pyspark.memory": PYTHON_WORKER_MEMORY, "spark.python.worker.reuse": "false"}
-
-
-# -- inside the server's sandbox ---------------------------------------------------------------------
-def _jvm(state: Path):
-    import psutil
-
-    from rai_lab import sparkserver
-
-    pid = sparkserver.status(state).pid
-    try:
-        process = psutil.Process(pid) if pid else None
-        return process if process and process.status() != psutil.STATUS_ZOMBIE else None
-    except psutil.Error:
-        return None
-
-
-def _kill_python(jvm) -> int:
-    import psutil
-
-    if jvm is None:
-        return 0
-    try:
-        children = jvm.children(recursive=True)
-    except psutil.Error:
-        return 0
-    for child in children:
-        try:
-            child.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(children, timeout=3)
-    return len(children)
-
-
-def _busy(jvm, window: float = 0.3, tries: int = 6) -> bool:
-    """Still computing: more than BUSY_SHARE of a core in each of `tries` windows (GC or JIT settle in one)."""
-    import psutil
-
-    for _ in range(tries):
-        try:
-            before = sum(jvm.cpu_times()[:2])
-            time.sleep(window)
-            used = sum(jvm.cpu_times()[:2]) - before
-        except psutil.Error:
-            return False
-        if used < BUSY_SHARE * window:
-            return False
-    return True
-
-
-def _reap() -> None:
-    """Collect the exited children a subreaper inherits (spark-daemon.sh's shells, a JVM that died)."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
-def keep(state: str, port: int) -> int:
-    """The keeper: start the server, answer the worker, stop the server when the worker's pipe closes."""
-    from rai_lab import spark as spark_mod
-    from rai_lab import sparkserver
-
-    from rai_lab.grading.worker.sandbox import die_with_parent
-
-    die_with_parent()  # unsandboxed (--trusted), nothing else ties this keeper to its worker
-    folder = Path(state)
-    try:  # spark-daemon.sh leaves the JVM to its own devices: as a subreaper, the keeper stays its ancestor
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-    except (OSError, AttributeError):
-        pass
-    try:
-        options = os.environ.get("RAI_LAB_BATCH_JAVA_OPTIONS", spark_mod.SMALL_DATA_JAVA_OPTIONS)
-        url = sparkserver.start(port=port, state=folder, java_options=options, conf=_conf()).url
-    except Exception as err:  # noqa: BLE001 - said to the worker, which says it to the instructor
-        print(json.dumps({"error": f"{type(err).__name__}: {err}"}), flush=True)
-        return 1
-    _reap()
-    jvm = _jvm(folder)
-    print(json.dumps({"ready": True, "spark": url, "pid": jvm.pid if jvm else None}), flush=True)
-    try:
-        for line in sys.stdin:
-            command = line.strip()
-            _reap()
-            jvm = _jvm(folder)
-            if command == "status":
-                answer = {"alive": jvm is not None, "pid": jvm.pid if jvm else None}
-            elif command == "clear":
-                answer = {"killed": _kill_python(jvm)}
-            elif command == "reset":
-                killed = _kill_python(jvm)
-                alive = jvm is not None
-                answer = {"alive": alive, "pid": jvm.pid if alive else None, "killed": killed,
-                          "busy": alive and _busy(jvm), "rss": jvm.memory_info().rss if alive else 0}
-            else:
-                answer = {"error": f"unknown command {command!r}"}
-            print(json.dumps(answer), flush=True)
-    finally:
-        sparkserver.stop(folder)
-    return 0
-
-
-# -- the worker's side ---------------------------------------------------------------------------------
 class SlotSpark:
     """The worker's handle on its slot's server: start, check and clean between learners, restart."""
 
@@ -179,8 +59,7 @@ class SlotSpark:
             self._keep_logs(state)
             shutil.rmtree(state, ignore_errors=True)
         state.mkdir(parents=True)
-        keep_args = [sys.executable, "-P", "-c", "import sys; from rai_lab.grading.worker.slotspark import main; main(sys.argv[1:])",
-                     "keep"]
+        keep_args = [sys.executable, "-P", "-m", "rai_lab.grading.worker.sparkkeeper"]
         env = {**sandbox.base_environment(self.lang), "HOME": sandbox.SPARK_STATE}
         if os.environ.get("RAI_LAB_BATCH_JAVA_OPTIONS"):
             env["RAI_LAB_BATCH_JAVA_OPTIONS"] = os.environ["RAI_LAB_BATCH_JAVA_OPTIONS"]
@@ -313,14 +192,3 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] != ["keep"] or len(argv) != 3:
-        sys.exit("usage: python -m rai_lab.grading.worker.slotspark keep SPARK_STATE PORT")
-    sys.exit(keep(argv[1], int(argv[2])))
-
-
-if __name__ == "__main__":
-    main()

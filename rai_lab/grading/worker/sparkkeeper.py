@@ -1,0 +1,143 @@
+"""The keeper of a grading slot's Spark Connect server, inside the server's own bubblewrap sandbox.
+
+A grading worker (`rai_lab.grading.worker.slotspark.SlotSpark`) starts it as ``python -P -m
+rai_lab.grading.worker.sparkkeeper SPARK_STATE PORT``; it starts the server (the JVM), then answers one JSON line per
+command read on stdin: ``reset`` (kill the Python workers the JVM started, then say whether the JVM is alive, still
+busy and how much memory it holds), ``clear`` (the Python workers only), ``status``; at the end of its input it
+stops the server and leaves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+BUSY_SHARE = 0.5  # of one core: a JVM using more than this after its learner left still runs their work
+PYTHON_WORKER_MEMORY = "1g"  # RLIMIT_AS of each Python worker (a UDF) the server starts
+HEAP = "640m"  # the JVM's heap: with the serial collector and the JIT's quick tier, about 450 MB resident when idle
+
+
+def _conf() -> dict[str, str]:
+    """Beyond sparkserver's own settings. A batch lasts minutes: the JIT's quick tier only and the serial collector
+    (SMALL_DATA_JAVA_OPTIONS) leave the cores to the kernels; no whole-stage code generation, whose compile time the
+    lab's small queries never win back; a fresh Python worker per UDF task (none outlives its task)."""
+    return {"spark.sql.codegen.wholeStage": "false", "spark.driver.memory": HEAP,
+            "spark.executor.pyspark.memory": PYTHON_WORKER_MEMORY, "spark.python.worker.reuse": "false"}
+
+
+def _jvm(state: Path):
+    import psutil
+
+    from rai_lab import sparkserver
+
+    pid = sparkserver.status(state).pid
+    try:
+        process = psutil.Process(pid) if pid else None
+        return process if process and process.status() != psutil.STATUS_ZOMBIE else None
+    except psutil.Error:
+        return None
+
+
+def _kill_python(jvm) -> int:
+    import psutil
+
+    if jvm is None:
+        return 0
+    try:
+        children = jvm.children(recursive=True)
+    except psutil.Error:
+        return 0
+    for child in children:
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(children, timeout=3)
+    return len(children)
+
+
+def _busy(jvm, window: float = 0.3, tries: int = 6) -> bool:
+    """Still computing: more than BUSY_SHARE of a core in each of `tries` windows (GC or JIT settle in one)."""
+    import psutil
+
+    for _ in range(tries):
+        try:
+            before = sum(jvm.cpu_times()[:2])
+            time.sleep(window)
+            used = sum(jvm.cpu_times()[:2]) - before
+        except psutil.Error:
+            return False
+        if used < BUSY_SHARE * window:
+            return False
+    return True
+
+
+def _reap() -> None:
+    """Collect the exited children a subreaper inherits (spark-daemon.sh's shells, a JVM that died)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def keep(state: str, port: int) -> int:
+    """The keeper: start the server, answer the worker, stop the server when the worker's pipe closes."""
+    from rai_lab import spark as spark_mod
+    from rai_lab import sparkserver
+
+    from rai_lab.grading.worker.sandbox import die_with_parent
+
+    die_with_parent()  # unsandboxed (--trusted), nothing else ties this keeper to its worker
+    folder = Path(state)
+    try:  # spark-daemon.sh leaves the JVM to its own devices: as a subreaper, the keeper stays its ancestor
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+    try:
+        options = os.environ.get("RAI_LAB_BATCH_JAVA_OPTIONS", spark_mod.SMALL_DATA_JAVA_OPTIONS)
+        url = sparkserver.start(port=port, state=folder, java_options=options, conf=_conf()).url
+    except Exception as err:  # noqa: BLE001 - said to the worker, which says it to the instructor
+        print(json.dumps({"error": f"{type(err).__name__}: {err}"}), flush=True)
+        return 1
+    _reap()
+    jvm = _jvm(folder)
+    print(json.dumps({"ready": True, "spark": url, "pid": jvm.pid if jvm else None}), flush=True)
+    try:
+        for line in sys.stdin:
+            command = line.strip()
+            _reap()
+            jvm = _jvm(folder)
+            if command == "status":
+                answer = {"alive": jvm is not None, "pid": jvm.pid if jvm else None}
+            elif command == "clear":
+                answer = {"killed": _kill_python(jvm)}
+            elif command == "reset":
+                killed = _kill_python(jvm)
+                alive = jvm is not None
+                answer = {"alive": alive, "pid": jvm.pid if alive else None, "killed": killed,
+                          "busy": alive and _busy(jvm), "rss": jvm.memory_info().rss if alive else 0}
+            else:
+                answer = {"error": f"unknown command {command!r}"}
+            print(json.dumps(answer), flush=True)
+    finally:
+        sparkserver.stop(folder)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) != 2:
+        sys.exit("usage: python -m rai_lab.grading.worker.sparkkeeper SPARK_STATE PORT")
+    sys.exit(keep(argv[0], int(argv[1])))
+
+
+if __name__ == "__main__":
+    main()
