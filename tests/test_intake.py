@@ -19,7 +19,7 @@ import nbformat
 import pytest
 
 from conftest import LAB
-from rai_lab.grading.instructor import intake
+from rai_lab.grading.instructor import classfolder, intake
 
 MARKER = "MARKER-OF-A-CLASSMATE-OUTSIDE-THE-CLASS-FOLDER"
 RELEASED = nbformat.writes(nbformat.read(LAB / "responsible-ai-en" / "responsible_ai.ipynb", 4))
@@ -238,7 +238,7 @@ def test_a_whole_class_keeps_its_learners_ids_and_ignores_only_known_clutter(tmp
     (folder / "Thumbs.db").write_bytes(b"\xd0\xcf")
     (folder / ".ipynb_checkpoints").mkdir()
     (folder / "__MACOSX").mkdir()
-    (folder / "._Marc").write_bytes(intake.APPLEDOUBLE_MAGIC + b"\0\2\0\0Mac OS X")
+    (folder / "._Marc").write_bytes(classfolder.APPLEDOUBLE_MAGIC + b"\0\2\0\0Mac OS X")
     # Hidden, but not clutter (or clutter's name on a link): a row each.
     (folder / "._notes").write_text("not AppleDouble")
     os.symlink("/etc/passwd", folder / ".DS_Store.old")
