@@ -57,7 +57,7 @@ def test_every_language_has_every_text_with_the_same_placeholders():
 
 def test_every_text_the_code_asks_for_is_in_the_catalogue():
     """Each literal key passed to say()/table() in the kit, the checks and the config exists (typos fail here)."""
-    sources = [*(ROOT / "rai_lab").glob("*.py"), *(ROOT / "graders").glob("*.py")]
+    sources = [*(ROOT / "rai_lab").rglob("*.py"), *(ROOT / "graders").glob("*.py")]  # the whole package
     asked = set()
     for path in sources:
         text = path.read_text(encoding="utf-8")
