@@ -11,6 +11,7 @@ import time
 import pytest
 from jupyter_client.manager import KernelManager
 
+from rai_lab.grading.instructor import services
 from rai_lab.grading.worker import sandbox
 
 pytestmark = [pytest.mark.notebook]
@@ -29,7 +30,7 @@ HOLD = "from rai_lab.grading.worker import sandbox\nsandbox.bring_loopback_up()\
 @pytest.fixture
 def holder():
     """A process in a network namespace of its own, as each grading worker is (unshare -n), without Spark."""
-    prefix = sandbox.unshare_prefix()
+    prefix = services.unshare_prefix()
     assert prefix, "this machine allows network namespaces (see test_kernels_get_a_network_namespace_here)"
     process = subprocess.Popen([*prefix, sys.executable, "-c", HOLD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                text=True)
@@ -42,7 +43,7 @@ def holder():
 def test_a_workers_namespace_has_its_own_loopback_and_no_way_out(holder):
     """Kernels in it reach a server inside it (the worker's Spark server, its replay service); the host's loopback and
     the outside are not there."""
-    join = sandbox.join_prefix(holder.pid)
+    join = services.join_prefix(holder.pid)
     assert join and os.path.basename(join[0]) == "nsenter"
     server = subprocess.Popen([*join, sys.executable, "-c",
                                "import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1', 0))\ns.listen()\n"

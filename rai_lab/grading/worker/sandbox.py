@@ -278,33 +278,3 @@ def die_with_parent() -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
-
-
-def unshare_prefix() -> list[str]:
-    """--trusted: a network namespace of its own with unshare, when the machine allows it, or []."""
-    tool = shutil.which("unshare")
-    if not tool:
-        return []
-    for flags in (["-n"], ["-rn"]) if os.geteuid() == 0 else (["-rn"],):
-        try:
-            done = subprocess.run([tool, *flags, "--", "true"], capture_output=True, timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if done.returncode == 0:
-            return [tool, *flags, "--"]
-    return []
-
-
-def join_prefix(pid: int) -> list[str]:
-    """--trusted: the prefix that puts a process in the network namespace of process `pid`, or []."""
-    tool = shutil.which("nsenter")
-    if not tool:
-        return []
-    for prefix in ([tool, f"--net=/proc/{pid}/ns/net", "--"], [tool, f"--target={pid}", "--user", "--net", "--"]):
-        try:
-            done = subprocess.run([*prefix, "true"], capture_output=True, timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if done.returncode == 0:
-            return prefix
-    return []
