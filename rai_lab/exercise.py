@@ -1,6 +1,6 @@
 """The exercise's own data (mslearn-databricks AI-06), written once: its system prompt and its prompts.
 
-The notebooks hold the same text as the exercise shows it (tests/test_faithful.py); the checks, the
+The notebooks hold the same text as the exercise shows it (tests/lab/test_faithful.py); the checks, the
 stand-in server and the tests read it from here. MIRRORED is the kit's (going further): the loaded
 prompts with the other gender.
 """

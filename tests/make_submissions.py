@@ -1,6 +1,6 @@
 """Build the sample class under tests/submissions/: one submission per case the grader must handle.
 
-Run it when the lab changes (`.venv/bin/python tests/make_submissions.py`); tests/test_grading.py
+Run it when the lab changes (`.venv/bin/python tests/make_submissions.py`); tests/grading/test_grading.py
 holds each sample's exact expected score. Learners' own cassettes are recorded live from the
 rai-lab stand-in through the kit's live path, so they say so in their provenance.
 """

@@ -1,7 +1,7 @@
 """The stand-in's synthetic text: deterministic descriptions of professions, with a planted gender bias.
 
 Same request, same answer. The bias is a knob of this synthetic server (BIAS_PROFILES), not a
-measurement of any model or society; rai_lab.bias measures it back (tests/test_bias.py).
+measurement of any model or society; rai_lab.bias measures it back (tests/lab/test_bias.py).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ _PROFESSIONS = {
     ),
 }
 # Words of Gaucher, Friesen and Kay's (2011) lists (rai_lab.bias), so that the planted stereotype is
-# measurable (tests/test_sources.py checks them).
+# measurable (tests/lab/test_sources.py checks them).
 TRAITS = {
     "female": ("compassionate", "gentle", "nurturing", "empathetic"),
     "male": ("confident", "assertive", "decisive", "ambitious"),

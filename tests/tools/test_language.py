@@ -17,7 +17,7 @@ import pytest
 
 from conftest import ROOT, rai_lab_command
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/: make_submissions
 import make_submissions as subs  # noqa: E402
 
 pytestmark = [pytest.mark.notebook, pytest.mark.spark]

@@ -140,7 +140,7 @@ class Batch:
 
 
 def assert_expected(learner: str, row: dict) -> None:
-    """The row of an uninterrupted run (tests/test_grading.py's EXPECTED), from grades.csv or state.json."""
+    """The row of an uninterrupted run (tests/grading/test_grading.py's EXPECTED), from grades.csv or state.json."""
     score, bonus, status, failed, _ = EXPECTED[learner]
     checks = row["checks"] if "checks" in row else {name: row[name] for name in ALL}
     assert (float(row["score"]), float(row["bonus"]), row["status"]) == (score, bonus, status), learner

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import rai_lab_command
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/: make_submissions
 import make_submissions as subs  # noqa: E402
 
 from rai_lab import tables, tracebacks  # noqa: E402

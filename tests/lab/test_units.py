@@ -1,5 +1,5 @@
 """Fast unit tests of the checks (graders/checks.py) and of intake (rai_lab/grading/instructor/intake.py), beside the
-end-to-end class of tests/test_grading.py: no kernel, no Spark, no nbgrader run (`make test-quick`)."""
+end-to-end class of tests/grading/test_grading.py: no kernel, no Spark, no nbgrader run (`make test-quick`)."""
 
 from __future__ import annotations
 
