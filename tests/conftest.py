@@ -30,7 +30,7 @@ STANDIN_KEY = "standin-test-key-0001"
 # in the process table). That unit is collected first, so it starts at once while the other modules
 # share the other cores.
 BATCH_MODULES = ("test_grading", "test_hostile_grading", "test_formgrader", "test_language", "test_batch_sandbox",
-                 "test_stop", "test_databricks_exports")
+                 "test_stop", "test_databricks_exports", "test_classroom")
 
 
 def _unit(nodeid: str) -> str:
