@@ -177,17 +177,21 @@ def sealed_slot(tmp_path):
     assert (batch / sandbox.BATCH_OWNER).read_text().split()[0] == str(os.getpid())  # no other grader removes it
     logs = tmp_path / "logs"
     logs.mkdir()
-    sandbox.passwd_file(batch, {sandbox.UID_BASE + 1: "learner"})
+    uids = sandbox.UidBlock(1)  # uids no batch running beside this test uses
+    sandbox.passwd_file(batch, {uids.base + 1: "learner"})
     settings = {"index": 0, "ipc": str(batch), "logs": str(logs), "trusted": False, "lang": "en",
                 "limits": vars(sandbox.Limits())}
     saved = dict(os.environ)
+    os.environ[sandbox.UID_ENV] = str(uids.base)  # as the grader tells its workers
     slot = gradeworker.Slot(settings)
+    assert slot.uid == uids.base + 1
     slot.environment()
     slot.start()
     try:
         yield slot
     finally:
         slot.stop()
+        uids.release()
         os.environ.clear()
         os.environ.update(saved)
         import shutil
@@ -243,7 +247,7 @@ def test_a_sealed_slot_gives_each_kernel_a_clean_sandbox(sealed_slot):
     assert not [line for line in lines if line.startswith("no ") and "/dev/shm" not in line]  # /dev/shm: not even writable
     assert int(lines[1].split()[1]) >= 0  # a segment was made
     uid, home, names = lines[2].split(" ")
-    assert int(uid) == sandbox.UID_BASE + 1 and home == sandbox.SCRATCH
+    assert int(uid) == sealed_slot.uid and home == sandbox.SCRATCH
     assert "GRADER_SECRET" not in names.split(",") and "RAI_LAB_REPLAY" in names.split(",")
     # PID 1 is `bwrap --args N -- <the fork server>`: its mounts, and so the grader's folders, are not shown
     assert "--args" in lines[3] and sealed_slot.settings["ipc"] not in lines[3] and "--bind" not in lines[3]
@@ -256,3 +260,28 @@ def test_a_sealed_slot_gives_each_kernel_a_clean_sandbox(sealed_slot):
         km.shutdown_kernel(now=True)
     assert second[0] == "[]" and second[1] == "0"
     assert len(eval(second[2])) <= 3  # bubblewrap's init, the fork server, this kernel: no daemon
+
+
+def test_two_batches_never_share_a_uid_and_a_block_where_a_process_runs_is_passed_over():
+    """Each batch claims a block of uids for as long as it runs (a lock that ends with its grader): a second batch
+    gets other uids, so no learner of one can signal, or use up the process limit of, a learner of the other."""
+    first = sandbox.UidBlock(2)
+    second = sandbox.UidBlock(2)
+    try:
+        assert first.base != second.base and abs(first.base - second.base) >= sandbox.UID_BLOCK
+        assert (first.base - sandbox.UID_BASE) % sandbox.UID_BLOCK == 0
+    finally:
+        second.release()
+    free = first.base
+    first.release()
+    # A process still running with one of a free block's uids (a killed grader's sandbox, dying): passed over.
+    lingering = subprocess.Popen(["sleep", "60"], user=free + 1)
+    try:
+        third = sandbox.UidBlock(1)
+        third.release()
+        assert third.base != free
+    finally:
+        lingering.kill()
+        lingering.wait()
+    with pytest.raises(ValueError, match="at most 127 workers"):
+        sandbox.UidBlock(sandbox.UID_BLOCK)

@@ -94,7 +94,9 @@ def test_the_class_is_graded_in_parallel_each_worker_with_its_own_spark_server(g
     _, work, stdout = graded_class
     timings = json.loads((work / "logs" / "batch" / "timings.json").read_text())
     assert (timings["workers"], timings["spark"]) == (os.cpu_count(), "shared")
-    assert timings["sandbox"] == "bubblewrap, uid 61001+, loopback only" and "sandbox: bubblewrap" in stdout
+    first, last = timings["uids"]  # a block of uids of this batch's own (another batch may run beside it)
+    assert (first - 61000) % 128 == 0 and last == first + 127 and 61000 <= first < 61000 + 16 * 128
+    assert timings["sandbox"] == f"bubblewrap, uid {first + 1}+, loopback only" and "sandbox: bubblewrap" in stdout
     assert timings["graded"] == len(EXPECTED) - 2  # the two unreadable submissions never reach nbgrader
     servers = {path.parent.name for path in (work / "logs" / "batch").glob("spark-*/*SparkConnectServer*.out")}
     assert servers == {f"spark-{index}" for index in range(os.cpu_count())}  # each worker's own server ran

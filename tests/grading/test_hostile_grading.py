@@ -320,12 +320,18 @@ def read_grades(out: Path) -> dict[str, dict]:
         return {row["learner"]: row for row in csv.DictReader(handle)}
 
 
-def _sandboxed_processes() -> list[psutil.Process]:
+def _sandboxed_processes(work: Path) -> list[psutil.Process]:
+    """The processes left running with one of this batch's uids (another batch may run beside it, with its own), or
+    marked by the daemon learner."""
+    try:
+        first, last = json.loads((work / "logs" / "batch" / "timings.json").read_text())["uids"]
+    except (OSError, ValueError, KeyError):
+        first, last = sandbox.UID_BASE, sandbox.UID_BASE + sandbox.UID_BLOCKS * sandbox.UID_BLOCK - 1  # every batch's
     found = []
     for process in psutil.process_iter(["uids", "cmdline"]):
         try:
             uid = process.info["uids"].real if process.info["uids"] else -1
-            if sandbox.UID_BASE <= uid <= sandbox.UID_BASE + 100 or DAEMON_MARK in " ".join(process.info["cmdline"] or []):
+            if first <= uid <= last or DAEMON_MARK in " ".join(process.info["cmdline"] or []):
                 found.append(process)
         except psutil.Error:
             continue
@@ -347,7 +353,7 @@ def hostile(tmp_path_factory):
     before = {p: _digest(p) for p in watched}
     done = rai_lab_command("grade", str(folder), "--out", str(out), "--work", str(work), "--no-progress",
                            env=CANARIES, timeout=2700)
-    left = _sandboxed_processes()
+    left = _sandboxed_processes(work)
     yield {"done": done, "out": out, "work": work, "folder": folder, "before": before,
            "after": {p: _digest(p) for p in watched}, "left": left, "base": base}
     for sentinel in sentinels:
@@ -382,7 +388,7 @@ def reordered(hostile, tmp_path_factory):
             (order.index(f"{renamed}.ipynb") < order.index("honest-env-only.ipynb")), name
     done = rai_lab_command("grade", str(folder), "--out", str(out), "--work", str(work), "--no-progress",
                            "--workers", "2", timeout=1800)
-    yield {"done": done, "out": out, "work": work, "left": _sandboxed_processes(), "sentinel": _digest(sentinel)}
+    yield {"done": done, "out": out, "work": work, "left": _sandboxed_processes(work), "sentinel": _digest(sentinel)}
 
 
 def _outputs(work: Path, learner: str) -> str:
@@ -403,7 +409,8 @@ def test_the_batch_ran_in_the_sandbox(hostile):
     """Does every entry of the class folder get a row, a notebook or not, a link or not?"""
     done = hostile["done"]
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "sandbox: bubblewrap, uid 61001+, loopback only" in done.stdout
+    first, _ = json.loads((hostile["work"] / "logs" / "batch" / "timings.json").read_text())["uids"]
+    assert f"sandbox: bubblewrap, uid {first + 1}+, loopback only" in done.stdout
     entries = [p for p in hostile["folder"].iterdir() if not p.name.startswith(".")]
     assert {"linked-notebook.ipynb", "linked-folder", "zip-with-link.zip", "notes.py"} <= {p.name for p in entries}
     assert set(read_grades(hostile["out"])) == {learner_id(p.stem) for p in entries}

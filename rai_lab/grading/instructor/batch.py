@@ -109,7 +109,7 @@ class Grader:
     def sandbox_summary(self) -> str:
         if self.trusted:
             return "none (--trusted: learners' code ran with the grader's rights)"
-        return f"bubblewrap, uid {sandbox.UID_BASE + 1}+, loopback only"
+        return f"bubblewrap, uid {self.services.uid_base + 1}+, loopback only"
 
     @property
     def spark_summary(self) -> str:
@@ -170,6 +170,7 @@ class Grader:
                 self.services.start()
                 # Which /run folder is this batch's (the tests check that it is gone, and nothing of it runs).
                 self.timings["batch_dir"] = str(self.services.batch_dir)
+                self.timings["uids"] = [self.services.uid_base, self.services.uid_base + sandbox.UID_BLOCK - 1]
                 (self.batch_logs / "batch.json").write_text(json.dumps(
                     {"pid": os.getpid(), "batch_dir": str(self.services.batch_dir)}), encoding="utf-8")
                 self.course.mkdir(parents=True, exist_ok=True)

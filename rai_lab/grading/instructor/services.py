@@ -38,13 +38,18 @@ class BatchServices:
         self.batch_dir: Path | None = None  # sockets and the slots' Spark state, outside the course tree
         self.join: list[str] = []  # the prefix that gives a worker a network namespace of its own
         self.private_netns = False
+        self.uids: sandbox.UidBlock | None = None  # the uids this batch's sandboxes run as, no other batch's
+        self.uid_base = sandbox.UID_BASE
 
     def start(self) -> None:
-        """The batch's folder (sockets, the slots' Spark state, the sandboxes' /etc names) and the workers' prefix."""
+        """The batch's folder (sockets, the slots' Spark state, the sandboxes' /etc names), its uids and the workers'
+        prefix."""
         self.batch_dir = sandbox.batch_folder()
         if not self.trusted:
-            sandbox.passwd_file(self.batch_dir, {sandbox.UID_BASE: "spark", **{
-                sandbox.UID_BASE + 1 + i: "learner" for i in range(self.workers)}})
+            self.uids = sandbox.UidBlock(self.workers)
+            self.uid_base = self.uids.base
+            sandbox.passwd_file(self.batch_dir, {self.uid_base: "spark", **{
+                self.uid_base + 1 + i: "learner" for i in range(self.workers)}})
             self.join = [shutil.which("unshare") or "unshare", "--net", "--"]  # root: sandbox.unavailable() said so
         else:
             self.join = unshare_prefix()
@@ -55,6 +60,9 @@ class BatchServices:
         if self.batch_dir is not None:
             shutil.rmtree(self.batch_dir, ignore_errors=True)
             self.batch_dir = None
+        if self.uids is not None:  # every sandbox of the batch is gone: its uids are free for the next batch
+            self.uids.release()
+            self.uids = None
 
     def env(self, cell_limit: float, illustrations: bool) -> dict[str, str]:
         """The environment of nbgrader and of the workers: no secret, the learners' language, the cell limit."""
@@ -65,6 +73,7 @@ class BatchServices:
             "RAI_LAB_ILLUSTRATIONS": "run" if illustrations else "skip",
             "PYTHONUNBUFFERED": "1",
             **({"RAI_LAB_PRIVATE_NETNS": "1"} if self.private_netns else {}),
+            sandbox.UID_ENV: str(self.uid_base),
         })
         env.pop("SPARK_REMOTE", None)  # the instructor's own server is not the batch's
         if os.environ.get("RAI_LAB_BATCH_JAVA_OPTIONS"):

@@ -89,7 +89,7 @@ class Slot:
         self.settings = settings
         self.index = settings["index"]
         self.sealed = not settings["trusted"]
-        self.uid = sandbox.UID_BASE + 1 + self.index if os.geteuid() == 0 else None
+        self.uid = sandbox.uid_base() + 1 + self.index if os.geteuid() == 0 else None
         self.root = Path(settings["ipc"]) / f"w{self.index}"
         self.kernel_dir = self.root / "kernel"  # the kernel's ZMQ sockets: the one folder it shares with us
         self.control = self.root / "ctl"  # the fork server's socket and the connection files: ours alone

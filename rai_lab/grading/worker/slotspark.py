@@ -65,9 +65,9 @@ class SlotSpark:
             env["RAI_LAB_BATCH_JAVA_OPTIONS"] = os.environ["RAI_LAB_BATCH_JAVA_OPTIONS"]
         log = open(self.logs / f"spark-{self.index}.log", "a", encoding="utf-8")
         if self.sealed:
-            os.chown(state, sandbox.UID_BASE, sandbox.UID_BASE)
+            os.chown(state, sandbox.uid_base(), sandbox.uid_base())
             command, args_fd = sandbox.hidden_args([*sandbox.bwrap_command(
-                sandbox.UID_BASE, network=True, env=env, chdir=sandbox.SPARK_STATE, scratch=1 << 30,
+                sandbox.uid_base(), network=True, env=env, chdir=sandbox.SPARK_STATE, scratch=1 << 30,
                 etc=self.root.parent, binds=["--bind", str(state), sandbox.SPARK_STATE]),
                 *keep_args, sandbox.SPARK_STATE, str(self.port)])
             pass_fds: tuple = (args_fd,)
