@@ -59,7 +59,7 @@ test:
 test-quick: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not notebook and not spark and not browser and not databricks"
 
-test-main: $(STAMP) system-deps browser-deps
+test-main: $(STAMP) system-deps browser-deps classroom-deps
 	$(BIN)/python -m pytest -n logical --no-loadscope-reorder --durations=10
 
 $(LATEST)/.deps: pyproject.toml

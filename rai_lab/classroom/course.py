@@ -110,6 +110,8 @@ def role_config(classroom: Classroom, role: str, lang: str) -> Path:
     else:
         text = nbgrader_config(classroom, assignment, formgrader_course(classroom, assignment))
     (folder / "nbgrader_config.py").write_text(text)
+    # jupyter_core migrates an old ~/.ipython once per config folder and notes it here; this one is read-only to users.
+    (folder / "migrated").write_text("rai-lab classroom\n")
     for root, dirs, files in os.walk(folder):
         os.chmod(root, 0o755)
         for name in files:

@@ -79,7 +79,9 @@ def grade_class(classroom: Classroom, assignment: str, log=None) -> dict[str, di
     os.chmod(classroom.state / "grading", 0o700)
     stage(found, work / "submitted")
     grader = subprocess.Popen([sys.executable, "-m", "rai_lab", "grade", str(work / "submitted"), "--assignment",
-                               assignment, "--out", str(work / "out"), "--work", str(work / "work"), "--no-progress"],
+                               assignment, "--out", str(work / "out"), "--work", str(work / "work"), "--no-progress",
+                               # no more workers (each with its Spark server) than learners
+                               "--workers", str(max(1, min(os.cpu_count() or 1, len(found))))],
                               stdout=log or subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     RUNNING.append(grader)
     try:
@@ -145,6 +147,10 @@ def refresh_formgrader(classroom: Classroom, assignment: str, graded_course: Pat
                 except Exception:  # noqa: BLE001 - nbgrader's MissingEntry: a learner the grader did not run
                     continue
                 submission.timestamp = parse_utc(row["timestamp"])
+                # The formgrader counts a submission as graded when submitted/'s timestamp is the gradebook's.
+                for step in ("submitted", "autograded"):
+                    if (target / step / learner / assignment).is_dir():
+                        (target / step / learner / assignment / "timestamp.txt").write_text(row["timestamp"])
         gb.db.commit()
     course.chown_tree(target, classroom.instructor.user)
 

@@ -20,6 +20,7 @@ from rai_lab.errors import RaiLabError
 
 PROXY = paths.ROOT / ".classroom-node" / "node_modules" / ".bin" / "configurable-http-proxy"
 SERVICE = "rai-lab-grading"
+LOCAL_CONFIG = "jupyterhub_config.local.py"  # the instructor's own settings, loaded after the classroom's
 INSTRUCTOR_ROLE = "rai-lab-instructor"
 # What a user's JupyterLab and a Hub service get from the Hub's environment (JupyterHub passes on nothing else).
 PASSED_ON = ("LANG", "LC_ALL", "JAVA_HOME", "TZ")
@@ -41,9 +42,13 @@ def write(classroom: Classroom) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o700)
     config = folder / "jupyterhub_config.py"
-    config.write_text('"""Written by rai-lab classroom: the configuration is rai_lab/classroom/hubconfig.py."""\n'
-                      "from rai_lab.classroom.hubconfig import configure\n\n"
-                      f"configure(c, {str(classroom.state)!r})  # noqa: F821 - c is JupyterHub's config\n")
+    local = folder / LOCAL_CONFIG
+    config.write_text('"""Written by rai-lab classroom: the configuration is rai_lab/classroom/hubconfig.py; yours goes in '
+                      f'{LOCAL_CONFIG} beside this file (another authenticator, TLS...)."""\n'
+                      "import os\n\nfrom rai_lab.classroom.hubconfig import configure\n\n"
+                      f"configure(c, {str(classroom.state)!r})  # noqa: F821 - c is JupyterHub's config\n"
+                      f"if os.path.exists({str(local)!r}):\n"
+                      f"    load_subconfig({str(local)!r})  # noqa: F821 - JupyterHub's\n")
     return config
 
 
