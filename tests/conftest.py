@@ -25,22 +25,24 @@ STANDIN_KEY = "standin-test-key-0001"
 
 # `make test` runs the suite on every core (pytest-xdist). Each module is one unit of work, so its
 # module fixtures (a graded class, a Spark server, a browser) start once. The modules that grade
-# batches are one unit together: batches run one after another, as on an instructor's machine (each
-# batch's sandbox uses the same uids, and their tests look for what a batch left behind in /run and
-# in the process table). That unit is collected first, so it starts at once while the other modules
-# share the other cores.
-BATCH_MODULES = ("test_grading", "test_hostile_grading", "test_formgrader", "test_language", "test_batch_sandbox",
-                 "test_stop", "test_databricks_exports", "test_classroom")
+# batches form two units, each collected first and so started at once, one per core: within a unit, batches
+# run one after another, as on an instructor's machine; the two units' batches run side by side, as two
+# graders on one machine do (each batch claims uids of its own, and each test looks only for what its own
+# batch left behind in /run and in the process table). The other modules share the cores as these end.
+BATCH_UNITS = {
+    "batches-1": ("test_grading", "test_formgrader", "test_language", "test_batch_sandbox", "test_stop"),
+    "batches-2": ("test_hostile_grading", "test_databricks_exports", "test_classroom"),
+}
 
 
 def _unit(nodeid: str) -> str:
-    module = nodeid.split("::", 1)[0]
-    return "batches" if Path(module).stem in BATCH_MODULES else module
+    stem = Path(nodeid.split("::", 1)[0]).stem
+    return next((unit for unit, modules in BATCH_UNITS.items() if stem in modules), nodeid.split("::", 1)[0])
 
 
 @pytest.hookimpl(optionalhook=True)  # the environment of the newest openai has no xdist
 def pytest_xdist_make_scheduler(config, log):
-    """xdist's loadscope, with a module as the scope and the batch modules as one.
+    """xdist's loadscope, with a module as the scope and the batch modules as two (BATCH_UNITS).
 
     xdist_group marks with --dist loadgroup would say the same, but with pytest 9.2 they group nothing:
     xdist renames item._nodeid, which pytest no longer reads (pytest-dev/pytest-xdist#1386, open)."""
@@ -54,7 +56,7 @@ def pytest_xdist_make_scheduler(config, log):
 
 
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=lambda item: _unit(item.nodeid) != "batches")  # stable: the rest keep their order
+    items.sort(key=lambda item: _unit(item.nodeid) not in BATCH_UNITS)  # stable: the rest keep their order
 
 
 @contextmanager
