@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import csv
 import html
+import io
 import os
+import pwd
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 from nbgrader.utils import parse_utc
@@ -43,19 +46,25 @@ def late_text(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{max(minutes, 1)} min"
 
 
-def collect(classroom: Classroom, assignment: str) -> dict[str, Path]:
-    """nbgrader collect (as the instructor, the latest submission of each learner); learner -> submitted folder."""
+def collect(classroom: Classroom, assignment: str, target: Path) -> dict[str, Path]:
+    """nbgrader collect (as the instructor: the latest submission of each learner), handed to root as a tar stream
+    written by the instructor's account and unpacked by tarfile's `data` filter into `target` (root's own): root
+    never follows a path in the instructor's home. learner -> their folder in `target`."""
     course.run_nbgrader(classroom, assignment, "collect", assignment, "--update")
-    submitted = classroom.course_dir(assignment) / "submitted"
-    found = {}
-    for folder in sorted(submitted.glob(f"*/{assignment}")) if submitted.is_dir() else []:
-        if not folder.is_symlink() and folder.is_dir():
-            found[folder.parent.name] = folder
-    return found
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    packed = subprocess.run([str(course.user_bin() / "python"), "-m", "rai_lab.classroom.publish", "pack",
+                             str(classroom.course_dir(assignment) / "submitted")],
+                            **course.as_user(classroom.instructor.user), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if packed.returncode != 0:
+        raise RaiLabError(f"reading the collected submissions failed: {packed.stderr.decode()[-2000:]}")
+    with tarfile.open(fileobj=io.BytesIO(packed.stdout), mode="r:") as tar:
+        tar.extractall(target, filter="data")
+    return {folder.parent.name: folder for folder in sorted(target.glob(f"*/{assignment}")) if folder.is_dir()}
 
 
 def stage(found: dict[str, Path], target: Path) -> None:
-    """The class as `rai-lab grade` reads it: <learner>/ with the notebook (and a live cassette); links are not taken."""
+    """The class as `rai-lab grade` reads it: <learner>/ with the notebook (and a live cassette)."""
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     for learner, folder in found.items():
@@ -71,12 +80,12 @@ def grade_class(classroom: Classroom, assignment: str, log=None) -> dict[str, di
     if assignment not in paths.ASSIGNMENTS.values():
         raise RaiLabError(f"unknown assignment {assignment!r} (known: {', '.join(paths.ASSIGNMENTS.values())})")
     lang = next(lang for lang, name in paths.ASSIGNMENTS.items() if name == assignment)
-    found = collect(classroom, assignment)
-    if not found:
-        raise RaiLabError(f"no submission of {assignment} in the exchange yet")
     work = work_dir(classroom, assignment)
     work.mkdir(parents=True, exist_ok=True)
     os.chmod(classroom.state / "grading", 0o700)
+    found = collect(classroom, assignment, work / "collected")
+    if not found:
+        raise RaiLabError(f"no submission of {assignment} in the exchange yet")
     stage(found, work / "submitted")
     grader = subprocess.Popen([sys.executable, "-m", "rai_lab", "grade", str(work / "submitted"), "--assignment",
                                assignment, "--out", str(work / "out"), "--work", str(work / "work"), "--no-progress",
@@ -93,29 +102,45 @@ def grade_class(classroom: Classroom, assignment: str, log=None) -> dict[str, di
     with open(work / "out" / "grades.csv", encoding="utf-8") as handle:
         rows = {row["learner"]: row for row in csv.DictReader(handle)}
     due = classroom.due.get(assignment)
+    handoff = classroom.state / "handoff" / assignment
+    shutil.rmtree(handoff, ignore_errors=True)
+    (handoff / "feedback").mkdir(parents=True)
     for learner, folder in found.items():
         row = rows.get(learner)
         if row is None:
             continue
         timestamp = (folder / "timestamp.txt").read_text().strip() if (folder / "timestamp.txt").exists() else None
         row["timestamp"], row["late_seconds"] = timestamp or "", f"{lateness(timestamp, due):.0f}"
-        place_feedback(classroom, assignment, lang, learner, folder, work / "out" / "feedback" / learner, row)
+        feedback_pages(classroom, assignment, lang, work / "out" / "feedback" / learner, handoff / "feedback" / learner,
+                       row)
+    formgrader_copy(classroom, assignment, work / "work" / "course", handoff / "course", rows)
+    write_grades(rows, handoff / "grades.csv")
+    hand_over(classroom, handoff)
+    placed = subprocess.run([str(course.user_bin() / "python"), "-m", "rai_lab.classroom.publish", "place", str(handoff),
+                             str(classroom.course_dir(assignment)), str(course.formgrader_course(classroom, assignment)),
+                             str(classroom.home / "grades" / f"{assignment}.csv"), assignment],
+                            **course.as_user(classroom.instructor.user), capture_output=True, text=True)
+    if placed.returncode != 0:
+        raise RaiLabError(f"putting the feedback in place failed: {placed.stderr[-2000:]}")
     course.run_nbgrader(classroom, assignment, "release_feedback", assignment)
-    refresh_formgrader(classroom, assignment, work / "work" / "course", rows)
-    write_grades(classroom, assignment, rows)
     return rows
 
 
-def place_feedback(classroom: Classroom, assignment: str, lang: str, learner: str, submitted: Path, graded: Path,
-                   row: dict) -> None:
-    """The grader's feedback page where nbgrader release_feedback looks for it: feedback/<learner>/<assignment>/, with
-    the submission's timestamp.txt and submission_secret.txt (the learner's fetch finds it by that secret)."""
-    target = classroom.course_dir(assignment) / "feedback" / learner / assignment
-    shutil.rmtree(target, ignore_errors=True)
+def hand_over(classroom: Classroom, handoff: Path) -> None:
+    """The hand-off folder readable by the instructor's group only (root keeps ownership)."""
+    gid = pwd.getpwnam(classroom.instructor.user).pw_gid
+    os.chmod(handoff.parent, 0o755)
+    for root, dirs, files in os.walk(handoff):
+        os.chown(root, 0, gid)
+        os.chmod(root, 0o750)
+        for name in files:
+            os.chown(os.path.join(root, name), 0, gid)
+            os.chmod(os.path.join(root, name), 0o640)
+
+
+def feedback_pages(classroom: Classroom, assignment: str, lang: str, graded: Path, target: Path, row: dict) -> None:
+    """A learner's feedback pages, with a banner when the submission was late."""
     target.mkdir(parents=True)
-    for name in ("timestamp.txt", "submission_secret.txt"):
-        if (submitted / name).exists():
-            shutil.copyfile(submitted / name, target / name, follow_symlinks=False)
     for page in graded.glob("*.html"):
         text = page.read_text(encoding="utf-8")
         late = float(row["late_seconds"])
@@ -124,20 +149,18 @@ def place_feedback(classroom: Classroom, assignment: str, lang: str, learner: st
                       f"{html.escape(say('classroom.late', lang, late=late_text(late), due=classroom.due[assignment]))}</p>")
             text = text.replace("<body>", "<body>" + banner, 1) if "<body>" in text else banner + text
         (target / page.name).write_text(text, encoding="utf-8")
-    course.chown_tree(classroom.course_dir(assignment) / "feedback", classroom.instructor.user)
 
 
-def refresh_formgrader(classroom: Classroom, assignment: str, graded_course: Path, rows: dict[str, dict]) -> None:
+def formgrader_copy(classroom: Classroom, assignment: str, graded_course: Path, target: Path,
+                    rows: dict[str, dict]) -> None:
     """A copy of the grader's course tree for the instructor's formgrader, with the due date and each submission's
     timestamp in its gradebook (so the formgrader shows late submissions as nbgrader does)."""
     from nbgrader.api import Gradebook
 
-    target = course.formgrader_course(classroom, assignment)
-    shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(graded_course, target, symlinks=True,
                     ignore=shutil.ignore_patterns("nbgrader_config.py", "*.lock", "__pycache__"))
-    (target / "nbgrader_config.py").write_text(
-        course.nbgrader_config(classroom, assignment, target) + "c.Exchange.root = ''  # review only\n")
+    (target / "nbgrader_config.py").write_text(course.nbgrader_config(
+        classroom, assignment, course.formgrader_course(classroom, assignment)) + "c.Exchange.root = ''  # review only\n")
     with Gradebook(f"sqlite:///{target / 'gradebook.db'}") as gb:
         gb.update_or_create_assignment(assignment, duedate=classroom.due.get(assignment))
         for learner, row in rows.items():
@@ -152,16 +175,12 @@ def refresh_formgrader(classroom: Classroom, assignment: str, graded_course: Pat
                     if (target / step / learner / assignment).is_dir():
                         (target / step / learner / assignment / "timestamp.txt").write_text(row["timestamp"])
         gb.db.commit()
-    course.chown_tree(target, classroom.instructor.user)
 
 
-def write_grades(classroom: Classroom, assignment: str, rows: dict[str, dict]) -> Path:
-    target = classroom.home / "grades" / f"{assignment}.csv"
-    target.parent.mkdir(parents=True, exist_ok=True)
+def write_grades(rows: dict[str, dict], target: Path) -> Path:
     fields = list(next(iter(rows.values())).keys()) if rows else ["learner"]
     with open(target, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows[name] for name in sorted(rows))
-    course.chown_tree(target.parent, classroom.instructor.user)
     return target
