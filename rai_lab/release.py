@@ -5,14 +5,13 @@ from __future__ import annotations
 import filecmp
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import nbformat
 
-from rai_lab import paths
+from rai_lab import paths, tether
 from rai_lab.errors import RaiLabError
 
 
@@ -41,10 +40,12 @@ def prepare_course(course: Path, assignment: str, env: dict[str, str]) -> Path:
     source.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(paths.SOLUTIONS / assignment, source)
     shutil.copy(paths.GRADERS / "nbgrader_config.py", course / "nbgrader_config.py")
-    done = subprocess.run(
+    # Tethered: nbgrader and the alembic it runs end with this process, even if it is killed (rai-lab grade
+    # prepares its course while its workers start).
+    done = tether.run(
         [sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force",
          f"--CourseDirectory.root={course}", f"--CourseDirectory.db_url=sqlite:///{course / 'gradebook.db'}"],
-        cwd=course, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=course, env=env,
     )
     released = course / "release" / assignment / paths.NOTEBOOK
     if done.returncode != 0 or not released.exists():

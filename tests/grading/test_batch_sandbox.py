@@ -12,6 +12,7 @@ import pytest
 from jupyter_client.manager import KernelManager
 
 from rai_lab.grading.instructor import services
+from rai_lab.grading.instructor import uids
 from rai_lab.grading.worker import sandbox
 
 pytestmark = [pytest.mark.notebook]
@@ -177,21 +178,21 @@ def sealed_slot(tmp_path):
     assert (batch / sandbox.BATCH_OWNER).read_text().split()[0] == str(os.getpid())  # no other grader removes it
     logs = tmp_path / "logs"
     logs.mkdir()
-    uids = sandbox.UidBlock(1)  # uids no batch running beside this test uses
-    sandbox.passwd_file(batch, {uids.base + 1: "learner"})
+    block = uids.UidBlock(1)  # uids no batch running beside this test uses
+    sandbox.passwd_file(batch, {block.base + 1: "learner"})
     settings = {"index": 0, "ipc": str(batch), "logs": str(logs), "trusted": False, "lang": "en",
                 "limits": vars(sandbox.Limits())}
     saved = dict(os.environ)
-    os.environ[sandbox.UID_ENV] = str(uids.base)  # as the grader tells its workers
+    os.environ[sandbox.UID_ENV] = str(block.base)  # as the grader tells its workers
     slot = gradeworker.Slot(settings)
-    assert slot.uid == uids.base + 1
+    assert slot.uid == block.base + 1
     slot.environment()
     slot.start()
     try:
         yield slot
     finally:
         slot.stop()
-        uids.release()
+        block.release()
         os.environ.clear()
         os.environ.update(saved)
         import shutil
@@ -265,8 +266,8 @@ def test_a_sealed_slot_gives_each_kernel_a_clean_sandbox(sealed_slot):
 def test_two_batches_never_share_a_uid_and_a_block_where_a_process_runs_is_passed_over():
     """Each batch claims a block of uids for as long as it runs (a lock that ends with its grader): a second batch
     gets other uids, so no learner of one can signal, or use up the process limit of, a learner of the other."""
-    first = sandbox.UidBlock(2)
-    second = sandbox.UidBlock(2)
+    first = uids.UidBlock(2)
+    second = uids.UidBlock(2)
     try:
         assert first.base != second.base and abs(first.base - second.base) >= sandbox.UID_BLOCK
         assert (first.base - sandbox.UID_BASE) % sandbox.UID_BLOCK == 0
@@ -277,11 +278,11 @@ def test_two_batches_never_share_a_uid_and_a_block_where_a_process_runs_is_passe
     # A process still running with one of a free block's uids (a killed grader's sandbox, dying): passed over.
     lingering = subprocess.Popen(["sleep", "60"], user=free + 1)
     try:
-        third = sandbox.UidBlock(1)
+        third = uids.UidBlock(1)
         third.release()
         assert third.base != free
     finally:
         lingering.kill()
         lingering.wait()
     with pytest.raises(ValueError, match="at most 127 workers"):
-        sandbox.UidBlock(sandbox.UID_BLOCK)
+        uids.UidBlock(sandbox.UID_BLOCK)

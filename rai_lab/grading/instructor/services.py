@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rai_lab import release
+from rai_lab.grading.instructor import uids
 from rai_lab.grading.worker import sandbox
 
 # Environment variables never passed to a learner's kernel.
@@ -38,7 +39,7 @@ class BatchServices:
         self.batch_dir: Path | None = None  # sockets and the slots' Spark state, outside the course tree
         self.join: list[str] = []  # the prefix that gives a worker a network namespace of its own
         self.private_netns = False
-        self.uids: sandbox.UidBlock | None = None  # the uids this batch's sandboxes run as, no other batch's
+        self.uids: uids.UidBlock | None = None  # the uids this batch's sandboxes run as, no other batch's
         self.uid_base = sandbox.UID_BASE
 
     def start(self) -> None:
@@ -46,7 +47,7 @@ class BatchServices:
         prefix."""
         self.batch_dir = sandbox.batch_folder()
         if not self.trusted:
-            self.uids = sandbox.UidBlock(self.workers)
+            self.uids = uids.UidBlock(self.workers)
             self.uid_base = self.uids.base
             sandbox.passwd_file(self.batch_dir, {self.uid_base: "spark", **{
                 self.uid_base + 1 + i: "learner" for i in range(self.workers)}})

@@ -43,7 +43,6 @@ UID_BASE = 61000  # outside: a batch's Spark servers are its block's first uid (
 UID_BLOCK = 128  # uids of one batch: its Spark servers' and one per slot (a batch has at most UID_BLOCK - 1 workers)
 UID_BLOCKS = 16  # batches that can run on one machine at once, each with uids no other batch uses (61000-63047)
 UID_ENV = "RAI_LAB_UID_BASE"  # the first uid of the block its grader claimed, in a worker's environment
-UID_LOCKS = Path("/run/rai-lab-uids")  # one lock file per block, held by the grader that claimed it
 
 
 def uid_base() -> int:
@@ -51,51 +50,6 @@ def uid_base() -> int:
     return int(os.environ.get(UID_ENV, UID_BASE))
 
 
-def _uids_in_use(first: int, last: int) -> bool:
-    """Does any process run with a uid in [first, last]? (One left by a grader killed outright, still dying.)"""
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            for line in status.read_text().splitlines():
-                if line.startswith("Uid:"):
-                    if any(first <= int(uid) <= last for uid in line.split()[1:]):
-                        return True
-                    break
-        except (OSError, ValueError):
-            continue
-    return False
-
-
-class UidBlock:
-    """The uids of one batch's sandboxes, claimed for as long as the batch runs: two graders on one machine (two
-    courses, or a batch started beside another) never share a uid, so no learner of one can signal, or count against
-    the process limit of, a learner of the other. The claim is a lock (flock) on /run/rai-lab-uids/<n>: it ends with
-    the grader, however the grader ends; a block where a process still runs is passed over."""
-
-    def __init__(self, workers: int):
-        if workers >= UID_BLOCK:
-            raise ValueError(f"a batch has at most {UID_BLOCK - 1} workers (asked: {workers})")
-        UID_LOCKS.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.fd: int | None = None
-        for block in range(UID_BLOCKS):
-            first = UID_BASE + block * UID_BLOCK
-            fd = os.open(UID_LOCKS / str(block), os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(fd)
-                continue
-            if _uids_in_use(first, first + UID_BLOCK - 1):
-                os.close(fd)  # a killed grader's sandbox, not gone yet
-                continue
-            self.fd, self.base = fd, first
-            return
-        raise RuntimeError(f"{UID_BLOCKS} grading batches already run on this machine, each with uids of its own "
-                           f"(locks in {UID_LOCKS}): wait for one to end")
-
-    def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
 SCRATCH = "/home/learner"  # the learner's private writable folder (a tmpfs of its own)
 SPARK_STATE = "/srv/spark"  # where a Spark server sees its own state folder
 HOSTNAME = "rai-lab-sandbox"  # every sandbox's host name (the JVM resolves its own name)
