@@ -84,14 +84,10 @@ def serve(classroom: Classroom, log=None) -> int:
         if hub.poll() is None:
             hub.send_signal(signal.SIGTERM)
 
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    # Ctrl-C too (a process started in the background of a script begins with SIGINT ignored: set it anyway).
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        while True:
-            try:
-                status = hub.wait()
-                break
-            except KeyboardInterrupt:
-                forward(signal.SIGINT, None)
+        status = hub.wait()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -138,13 +134,18 @@ def stop(state: Path) -> bool:
             print(f"rai-lab classroom: no Hub was running; killed: {', '.join(left)}", file=sys.stderr)
         return False
     os.kill(pid, signal.SIGTERM)
-    try:
-        psutil.Process(pid).wait(STOP_WAIT + 15)
-    except psutil.TimeoutExpired:
-        os.kill(pid, signal.SIGKILL)
-        leftovers(Classroom.load(state))
-    except psutil.Error:
-        pass
+    deadline = time.monotonic() + STOP_WAIT + 15
+    while True:  # gone, or a zombie its parent has not reaped yet (it is not ours to wait for)
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                break
+        except psutil.Error:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            leftovers(Classroom.load(state))
+            break
+        time.sleep(0.2)
     return True
 
 
