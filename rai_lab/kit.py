@@ -120,6 +120,8 @@ def start(mode: str = "replay", deployment: str = "gpt-35-turbo", cassette=None,
             shown_tpm = f"{int(tpm):,}".replace(",", say("thousands_separator", lang))
             print(say("banner_quota", lang, tpm=shown_tpm, exercise=round(exercise), further=max(1, round(further / 60))))
     shell = _shell()
+    if os.environ.get(GRADING_ENV):
+        graded_stand_ins(shell.user_ns if shell is not None else None, getattr(shell, "kernel", None))
     if shell is None or os.environ.get(GRADING_ENV):  # a script, or graded: Spark now, as before
         session.spark = _spark_ready(spark_mod.session(lang), lang)
     else:  # the learner reads and runs the next cells while embedded Spark starts
@@ -127,6 +129,42 @@ def start(mode: str = "replay", deployment: str = "gpt-35-turbo", cassette=None,
         print(say("spark_starting", lang))
         _wait_for_spark_before(shell, session)
     return session
+
+
+# What a key read while graded is: no real key (every call is replayed), and no placeholder (it was read, not typed).
+GRADED_SECRET = "rai-lab-graded-stand-in-secret"
+
+
+class _GradedDbutils:
+    """Databricks' dbutils while graded outside Databricks: a secret read from a scope (as the kit advises) is a
+    stand-in value; restarting Python (after %pip) does nothing. Nothing else of dbutils exists here."""
+
+    class secrets:  # noqa: N801 - dbutils.secrets
+        @staticmethod
+        def get(scope: str, key: str) -> str:
+            return GRADED_SECRET
+
+    class library:  # noqa: N801 - dbutils.library
+        @staticmethod
+        def restartPython() -> None:  # noqa: N802 - Databricks' name
+            return None
+
+
+def graded_stand_ins(namespace: dict | None, kernel=None) -> None:
+    """While graded the kernel has no keyboard and is not in Databricks: a learner who reads the key as the kit advises
+    (getpass.getpass(), or dbutils.secrets.get in Databricks) gets a stand-in secret instead of an error, so the
+    same answers score the same wherever they were written. `namespace`: the notebook's (dbutils goes there);
+    `kernel`: ipykernel's, which puts its own getpass in place for every cell it runs (its `getpass` is replaced)."""
+    import getpass
+
+    def stand_in(prompt: str = "Password: ", stream=None) -> str:
+        return GRADED_SECRET
+
+    getpass.getpass = stand_in
+    if kernel is not None:
+        kernel.getpass = stand_in
+    if namespace is not None and "dbutils" not in namespace:
+        namespace["dbutils"] = _GradedDbutils()
 
 
 def _spark_ready(spark, lang: str):

@@ -36,9 +36,13 @@ FORMATS = ["jupyter", "source", "dbc", "html"]
 IMPORTED = {"jupyter": "ipynb", "source": "source", "dbc": "source", "html": "ipynb"}
 # learner: the JupyterLab learner whose row it must equal
 SAME_AS = {f"{kind}-{case}": f"lab-{case}" for kind in FORMATS for case in ANSWERS}
-SAME_AS.update({"zip-of-source": "lab-correct", "zip-of-dbc": "lab-partial", "marker-gone": "lab-correct"})
+SAME_AS.update({"zip-of-source": "lab-correct", "zip-of-dbc": "lab-partial", "marker-gone": "lab-correct",
+                "secret-scope": "lab-correct"})
 FORMAT_OF = {**{f"{kind}-{case}": kind for kind in FORMATS for case in ANSWERS}, "zip-of-source": "source",
-             "zip-of-dbc": "dbc", "marker-gone": "source"}
+             "zip-of-dbc": "dbc", "marker-gone": "source", "secret-scope": "source"}
+# The key read as the kit advises a learner who pasted theirs: from a Databricks secret scope, or with getpass.
+SECRET_SCOPE = subs.ENV_OK.replace('"any-value-in-replay-mode"', 'dbutils.secrets.get(scope="azure-openai", key="api-key")')
+GETPASS = subs.ENV_OK.replace('"any-value-in-replay-mode"', '__import__("getpass").getpass("Clé Azure OpenAI : ")')
 
 
 def release():
@@ -63,6 +67,10 @@ def build_class(folder) -> None:
     cells = [(k, s.split("\n", 1)[1] if s.startswith("# rai-lab step: build_dataframes") else s, t)
              for k, s, t in exports.workspace(nb, ANSWERS["correct"])]
     (folder / "marker-gone.py").write_bytes(exports.as_source(cells))
+    secret_scope = {**ANSWERS["correct"], "env_vars": SECRET_SCOPE}
+    (folder / "secret-scope.py").write_bytes(exports.export(exports.workspace(nb, secret_scope, "source"), "source")[1])
+    getpass = {**ANSWERS["correct"], "env_vars": GETPASS}
+    (folder / "lab-getpass.ipynb").write_text(nbformat.writes(exports.jupyterlab(nb, getpass)), encoding="utf-8")
     (folder / "saved-page.html").write_text("<html><body><h1>responsible_ai</h1><pre>import os</pre></body></html>")
 
 
@@ -118,7 +126,15 @@ def test_an_html_page_without_a_notebook_gets_a_row_and_the_reason(graded):
     assert "saved-page.html ne contient pas de notebook lisible" in row["notes"] and "File > Export" in row["notes"]
 
 
+def test_a_key_read_with_getpass_scores_as_a_key_typed_in(graded):
+    """Graded, the kernel has no keyboard: getpass answers a stand-in secret (as dbutils.secrets.get does for the
+    Databricks learner, secret-scope), so the key read as the kit advises scores like a key typed in."""
+    rows = graded[0]
+    assert checks_of(rows["lab-getpass"]) == checks_of(rows["lab-correct"])
+    assert (rows["lab-getpass"]["score"], rows["lab-getpass"]["status"]) == ("15", "graded")
+
+
 def test_the_summary_counts_the_learners_per_format(graded):
     _, stdout = graded
-    assert ("formats: JupyterLab (.ipynb) 3, Databricks JUPYTER (.ipynb) 3, Databricks SOURCE (.py) 5, "
+    assert ("formats: JupyterLab (.ipynb) 4, Databricks JUPYTER (.ipynb) 3, Databricks SOURCE (.py) 6, "
             "Databricks DBC (.dbc) 4, Databricks HTML (.html) 3, not read 1") in stdout

@@ -69,6 +69,31 @@ def test_environment_checks_say_what_is_wrong(name, env, message):
     assert message in verdict(name, snapshot(env=env), context([]))
 
 
+def test_a_key_read_while_graded_is_a_stand_in_secret_that_scores(monkeypatch):
+    """Graded, getpass (no keyboard) and dbutils.secrets.get (no Databricks) answer a stand-in secret, which the key
+    check takes as set; a learner's own dbutils is left alone."""
+    import getpass
+
+    from rai_lab import kit
+
+    monkeypatch.setattr(getpass, "getpass", getpass.getpass)  # put back after the test
+    namespace: dict = {}
+
+    class Kernel:  # ipykernel puts its own getpass in place before each cell: Kernel.getpass then
+        def getpass(self, prompt="", stream=None):
+            raise RuntimeError("getpass was called, but this frontend does not support input requests.")
+
+    kernel = Kernel()
+    kit.graded_stand_ins(namespace, kernel)
+    assert getpass.getpass("Clé : ") == kit.GRADED_SECRET and kernel.getpass("Clé : ") == kit.GRADED_SECRET
+    assert namespace["dbutils"].secrets.get(scope="azure-openai", key="api-key") == kit.GRADED_SECRET
+    assert namespace["dbutils"].library.restartPython() is None
+    assert verdict("env_key_set", snapshot(env={"AZURE_OPENAI_API_KEY": kit.GRADED_SECRET}), context([])) == "passed"
+    mine = {"dbutils": "the learner's own"}
+    kit.graded_stand_ins(mine)
+    assert mine["dbutils"] == "the learner's own"
+
+
 @pytest.mark.parametrize(("name", "calls", "message"), [
     ("calls_ten_made", LAB_CALLS[:9], "found: 9 successful call(s)"),
     ("calls_prompts_in_order", LAB_CALLS[5:] + LAB_CALLS[:5], "Expected: the prompts of neutral_input then loaded_input"),
