@@ -45,13 +45,14 @@ grade: $(STAMP) system-deps
 
 ## The whole test suite (on every core: pytest-xdist, split as tests/conftest.py says), then the HTTP
 ## tests again with the newest openai release, then the lab through Databricks Connect (its own
-## environment) against a local Spark Connect server. The three environments' dependencies install side
-## by side first (pip waits on the network and the disk as much as on a core); the project itself goes
+## environment) against a local Spark Connect server. The three environments' dependencies, and the
+## classroom's (Debian's nodejs and npm, configurable-http-proxy, the accounts' Python), install side by side
+## first (pip, apt and npm wait on the network and the disk as much as on a core); the project itself goes
 ## into each one after the other. It prints how long it took: 20 min 15 s on 2 cores from a fresh
 ## clone on 7ceddda (the goal is 15).
 test:
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory -j3 $(STAMP) $(LATEST)/.deps $(DATABRICKS)/.deps && \
+	$(MAKE) --no-print-directory -j4 $(STAMP) $(LATEST)/.deps $(DATABRICKS)/.deps classroom-deps && \
 	$(MAKE) --no-print-directory test-main test-openai-latest test-databricks; status=$$?; \
 	took=$$(( $$(date +%s) - start )); echo "make test: $$((took / 60)) min $$((took % 60)) s (exit $$status)"; exit $$status
 
