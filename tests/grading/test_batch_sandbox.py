@@ -286,3 +286,25 @@ def test_two_batches_never_share_a_uid_and_a_block_where_a_process_runs_is_passe
         lingering.wait()
     with pytest.raises(ValueError, match="at most 127 workers"):
         uids.UidBlock(sandbox.UID_BLOCK)
+
+
+NAMES = "import os, pwd; print(pwd.getpwuid(os.getuid()).pw_name, os.path.exists('/etc/shadow'))"
+
+
+def test_a_sandbox_keeps_its_names_when_the_host_replaces_its_passwd(sealed_slot):
+    """useradd (an administrator, the classroom) renames a new /etc/passwd into place: a sandbox's own /etc is a copy,
+    so its kernels still know their uid's name (Java needs it for user.home) in the middle of a batch. What the
+    sandbox's uid could not read in the host's /etc (shadow) is not in the copy either."""
+    import shutil
+
+    km, client = _kernel()
+    try:
+        assert run_code(client, NAMES)["stdout"].split()[0] == "learner"
+        replacement = "/etc/passwd.rai-lab-test"
+        shutil.copy2("/etc/passwd", replacement)  # the same text, renamed over it: what useradd does
+        os.replace(replacement, "/etc/passwd")
+        name, shadow = run_code(client, NAMES)["stdout"].split()
+        assert name == "learner" and shadow == "False"
+    finally:
+        client.stop_channels()
+        km.shutdown_kernel(now=True)

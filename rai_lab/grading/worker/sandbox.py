@@ -17,6 +17,7 @@ import functools
 import os
 import shutil
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -125,16 +126,39 @@ def _inside(folder: str, bound: list[str]) -> bool:
     return any(folder == b or folder.startswith(b + "/") for b in bound)
 
 
+def _world_readable(folder: str, names: list[str]) -> set[str]:
+    """shutil.copytree's ignore: what the sandbox's uid could not read in the host's /etc anyway (shadow, keys…)."""
+    skipped = set()
+    for name in names:
+        mode = os.lstat(os.path.join(folder, name)).st_mode
+        if stat.S_ISLNK(mode):
+            continue
+        needed = stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(mode) else 0)
+        if mode & needed != needed or not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+            skipped.add(name)
+    return skipped
+
+
 def passwd_file(folder: Path, uids: dict[int, str]) -> Path:
-    """An /etc/passwd (and group) for a sandbox, naming its uids (Java and getpass want a name)."""
+    """The sandboxes' own /etc, in `folder`/etc: a copy of the host's (what any user may read of it), with a passwd
+    and group naming their uids (Java and getpass want a name) and a hosts file naming the sandbox.
+
+    A copy, not the host's /etc with these three files mounted over it: a file mounted over another is unmounted
+    when the host replaces that file (useradd renames a new /etc/passwd into place), and a sandbox would then
+    lose its names in the middle of a batch (Java: "basedir must be absolute: ?/.ivy2")."""
+    etc = folder / "etc"
+    if not etc.is_dir():
+        shutil.copytree("/etc", etc, symlinks=True, ignore=_world_readable)
+        os.chmod(etc, 0o755)
     lines = ["root:x:0:0:root:/root:/usr/sbin/nologin", *(f"{name}:x:{uid}:{uid}:{name}:{SCRATCH}:/usr/sbin/nologin"
                                                           for uid, name in uids.items()),
              "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin"]
     groups = ["root:x:0:", *(f"{name}:x:{uid}:" for uid, name in uids.items()), "nogroup:x:65534:"]
     hosts = [f"127.0.0.1 localhost {HOSTNAME}", "::1 localhost ip6-localhost"]  # the JVM resolves its own name
     for name, text in (("passwd", lines), ("group", groups), ("hosts", hosts)):
-        (folder / name).write_text("\n".join(text) + "\n", encoding="utf-8")
-        os.chmod(folder / name, 0o644)
+        (etc / name).unlink(missing_ok=True)  # a symbolic link in the host's /etc is replaced, not followed
+        (etc / name).write_text("\n".join(text) + "\n", encoding="utf-8")
+        os.chmod(etc / name, 0o644)
     return folder
 
 
@@ -162,9 +186,8 @@ def bwrap_command(uid: int | None, *, network: bool, binds: list[str], env: dict
     for folder in ("/tmp", SCRATCH):
         command += ["--size", str(scratch), "--tmpfs", folder, "--chmod", "1777", folder]
     command += _system_view()
-    if etc is not None:
-        for name in ("passwd", "group", "hosts"):
-            command += ["--ro-bind", str(etc / name), f"/etc/{name}"]
+    if etc is not None:  # the sandboxes' own /etc (passwd_file), over the host's
+        command += ["--ro-bind", str(etc / "etc"), "/etc"]
     command += binds
     command += _walkable(command)
     if info_fd is not None:
