@@ -55,8 +55,21 @@ def _kill_python(jvm) -> int:
             child.kill()
         except psutil.Error:
             pass
-    psutil.wait_procs(children, timeout=3)
+    # Until each is gone or a zombie: a killed worker runs nothing more, and only the JVM, its parent, can reap it
+    # (psutil.wait_procs counts a zombie as running, so it waited its whole timeout, 3 s, before every learner).
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and not all(_ended(child) for child in children):
+        time.sleep(0.01)
     return len(children)
+
+
+def _ended(process) -> bool:
+    import psutil
+
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:  # gone, reaped
+        return True
 
 
 def _busy(jvm, window: float = 0.3, tries: int = 6) -> bool:
