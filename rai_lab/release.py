@@ -53,6 +53,37 @@ def prepare_course(course: Path, assignment: str, env: dict[str, str]) -> Path:
     return released
 
 
+def prepared_course(assignment: str, env: dict[str, str]) -> Path:
+    """A course prepared once per machine (`prepare_course` in the machine's cache), for a batch to copy: nbgrader's
+    generate_assignment costs about 10 s of CPU, which every batch paid, and the test suite about 30 times. Keyed by
+    what generate_assignment reads: the solutions, the kit's nbgrader config, the stubs' catalogues, the language and
+    nbgrader's version. Built in a folder of its own, then renamed into place: two batches may build it at once."""
+    import hashlib
+
+    import nbgrader
+
+    digest = hashlib.sha256(f"{assignment} {env.get('RAI_LAB_LANG', 'fr')} {nbgrader.__version__}".encode())
+    for path in (*sorted((paths.SOLUTIONS / assignment).rglob("*")), paths.GRADERS / "nbgrader_config.py",
+                 *sorted(paths.I18N.glob("*.toml"))):
+        if path.is_file():
+            digest.update(path.name.encode() + path.read_bytes())
+    cached = paths.cache_dir() / "courses" / f"{assignment}-{digest.hexdigest()[:20]}"
+    if not (cached / "gradebook.db").exists():
+        shutil.rmtree(cached, ignore_errors=True)  # a half-written copy (a full disk, a kill): built anew
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(prefix=f"{cached.name}.", dir=cached.parent))
+        building.chmod(0o755)  # a course tree's mode, as a batch's own mkdir makes it (copytree copies it over)
+        try:
+            prepare_course(building, assignment, env)
+            building.rename(cached)  # atomic; another batch's copy may have landed first (then this one goes)
+        except OSError:
+            if not (cached / "gradebook.db").exists():
+                raise
+        finally:
+            shutil.rmtree(building, ignore_errors=True)
+    return cached
+
+
 def generate(lang: str, dest: Path) -> Path:
     """Run nbgrader generate_assignment for one language into `dest`; the released notebook's path."""
     assignment = paths.ASSIGNMENTS[lang]

@@ -27,8 +27,13 @@ class CourseTree:
         return self.course / step / learner / self.assignment
 
     def prepare(self, env: dict[str, str]) -> None:
-        """The course, prepared for grading with `env` (release.prepare_course), its gradebook in WAL mode."""
-        release.prepare_course(self.course, self.assignment, env)
+        """The course, prepared for grading with `env`, its gradebook in WAL mode: a new course tree is a copy of the
+        machine's prepared course (release.prepared_course); one that has a gradebook (an earlier run's grades, an
+        instructor's manual scores) is prepared again in place (release.prepare_course)."""
+        if (self.course / "gradebook.db").exists():
+            release.prepare_course(self.course, self.assignment, env)
+        else:
+            shutil.copytree(release.prepared_course(self.assignment, env), self.course, dirs_exist_ok=True)
         # Several workers write grades: WAL lets readers and one writer at a time work without errors.
         with sqlite3.connect(self.course / "gradebook.db") as db:
             db.execute("PRAGMA journal_mode=WAL")
