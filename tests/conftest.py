@@ -81,8 +81,12 @@ def running_standin(*options: str, key: str = STANDIN_KEY):
 
 @pytest.fixture(scope="session", autouse=True)
 def machine_cache(tmp_path_factory):
-    """The run's own machine cache (XDG_CACHE_HOME): nothing a grading test reads was left by an earlier run."""
-    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    """The run's own machine cache (XDG_CACHE_HOME): nothing a grading test reads was left by an earlier run. One
+    for the whole run, as a machine has one: xdist's workers share it (their basetemps are in the run's)."""
+    base = tmp_path_factory.getbasetemp()
+    cache = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "xdg-cache"
+    cache.mkdir(exist_ok=True)
+    os.environ["XDG_CACHE_HOME"] = str(cache)
 
 
 @pytest.fixture(scope="module")
