@@ -147,11 +147,16 @@ def cmd_grade(args) -> int:
     previous = stop.install()
     grader = None
     try:
-        grader = grading.Grader(
-            args.assignment, Path(args.out), work_dir=Path(args.work) if args.work else None, timeout=args.timeout,
-            cell_timeout=args.cell_timeout, workers=args.workers, spark=args.batch_spark,
-            illustrations=args.run_illustrations, trusted=args.trusted, regrade=args.regrade,
-        )
+        options = dict(work_dir=Path(args.work) if args.work else None, timeout=args.timeout,
+                       cell_timeout=args.cell_timeout, spark=args.batch_spark, illustrations=args.run_illustrations,
+                       trusted=args.trusted, regrade=args.regrade)
+        if args.master:  # on a Spark cluster (rai_lab/grading/cluster/, docs/cluster.md)
+            from rai_lab.grading.cluster.driver import ClusterGrader
+
+            grader = ClusterGrader(args.assignment, Path(args.out), args.master,
+                                   learners_per_task=args.learners_per_task, **options)
+        else:
+            grader = grading.Grader(args.assignment, Path(args.out), workers=args.workers, **options)
         grader.outcomes = grader.run(Path(args.submissions), progress=not args.no_progress)
     except stop.Stopped as stopped:
         graded = len(getattr(grader, "saved_now", []))
@@ -337,6 +342,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the kernels' Spark: shared, a Spark Connect server per worker that its learners use one after "
                           "another (checked between them); local, an embedded Spark "
                           "per notebook (rai-lab run's --spark names a target, this a batch layout) (default: shared)")
+    grd.add_argument("--master", metavar="URL",
+                     help="grade on a Spark cluster: its master URL (spark://HOST:PORT, yarn, k8s://..., any that "
+                          "spark-submit takes); every executor host needs the kit and bubblewrap (docs/cluster.md)")
+    grd.add_argument("--learners-per-task", type=int, default=None,
+                     help="with --master: learners per Spark task (default: the class over twice the cluster's cores, "
+                          "at most 16)")
     grd.add_argument("--no-progress", action="store_true", help="no progress bar")
     grd.set_defaults(func=cmd_grade)
 
