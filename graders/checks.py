@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from rai_lab.azure import user_prompt
+from rai_lab.azure.provider import user_prompt
 from rai_lab.exercise import LOADED, MIRRORED, NEUTRAL, SYSTEM_PROMPT  # noqa: F401 - the checks' data
 from rai_lab.messages import say
 

@@ -22,7 +22,8 @@ def _relative(path: Path) -> str:
 
 
 def print_summary(result) -> None:
-    from rai_lab.cassette import provenance_line, user_prompt
+    from rai_lab.azure.cassette.files import provenance_line
+    from rai_lab.azure.provider import user_prompt
 
     text = table("summary", result.lang)
     answered = [call for call in result.calls if call.get("status") == 200 and call.get("answer") is not None]
@@ -72,7 +73,7 @@ def _sampled(call: dict) -> bool:
 
 
 def _prompt(call: dict) -> str:
-    from rai_lab.cassette import user_prompt
+    from rai_lab.azure.provider import user_prompt
 
     return " " + user_prompt(call.get("request")).lower() + " "
 
@@ -118,7 +119,7 @@ def cmd_formgrader(args) -> int:
 
 def cmd_record(args) -> int:
     from rai_lab import runner
-    from rai_lab.cassette import display_path, provenance, provenance_line
+    from rai_lab.azure.cassette.files import display_path, provenance, provenance_line
 
     # Everything `record` prints is in the lab's language (--lang, default fr): the summary, then the cassette.
     lang = args.lang
@@ -197,16 +198,16 @@ def cmd_grade(args) -> int:
 
 
 def cmd_spark(args) -> int:
-    from rai_lab import sparkserver
+    from rai_lab.spark import server as spark_server
 
     if args.action == "start":
-        state = sparkserver.start(port=args.port)
+        state = spark_server.start(port=args.port)
         print(f"Spark Connect server running at {state.url} (pid {state.pid}); log: {state.log}")
         print(f"use it: SPARK_REMOTE={state.url}  or  rai-lab run --spark {state.url}")
     elif args.action == "stop":
-        print("Spark Connect server stopped" if sparkserver.stop() else "no Spark Connect server was running")
+        print("Spark Connect server stopped" if spark_server.stop() else "no Spark Connect server was running")
     else:
-        state = sparkserver.status()
+        state = spark_server.status()
         print(f"running at {state.url} (pid {state.pid})" if state.running else "not running")
         return 0 if state.running else 3
     return 0
@@ -241,13 +242,14 @@ def cmd_release(args) -> int:
 
 
 def cmd_standin(args) -> int:
-    from rai_lab import standin
+    from rai_lab.azure import standin
 
     return standin.run_from_args(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rai_lab import __version__, standin
+    from rai_lab import __version__
+    from rai_lab.azure import standin
 
     parser = argparse.ArgumentParser(prog="rai-lab", description="Jupyter teaching kit for the Responsible AI lab (AI-06).")
     parser.add_argument("--version", action="version", version=f"rai-lab {__version__}")

@@ -14,7 +14,8 @@ from __future__ import annotations
 import inspect
 import re
 
-from rai_lab import azure, bias, evidence, exercise, paths
+from rai_lab import bias, evidence, exercise, paths
+from rai_lab.azure import provider
 from rai_lab.cells import rubric
 from rai_lab.messages import LANGS, catalogue
 
@@ -129,7 +130,7 @@ def module() -> str:
         '    return TEXTS[lang if lang in TEXTS else "fr"][key].format(**values)',
         "",
         "",
-        inspect.getsource(azure.user_prompt),
+        inspect.getsource(provider.user_prompt),
         "",
         "# -- the snapshot (rai_lab/evidence.py) ------------------------------------------------------------------------",
         *(inspect.getsource(function) + "\n" for function in (evidence.plain, evidence.is_spark_frame, evidence.describe,

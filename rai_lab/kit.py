@@ -9,12 +9,14 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rai_lab import cassette as cassettes
-from rai_lab import azure, events, paths, quota, tables, tracebacks
-from rai_lab import spark as spark_mod
+from rai_lab import events, paths, tables, tracebacks
+from rai_lab.azure import provider, quota
+from rai_lab.azure.cassette import player
+from rai_lab.azure.cassette.files import display_path, provenance_line, provenance_of
 from rai_lab.errors import CassetteError, RaiLabError
 from rai_lab.grading.sandboxed import replay
 from rai_lab.messages import detect_lang, say
+from rai_lab.spark import session as spark_mod
 
 MODES = ("replay", "live")
 # Set by `rai-lab grade` for the learner's kernel: replay only, answered by its replay service (rai_lab.grading.worker.replay).
@@ -73,7 +75,7 @@ def start(mode: str = "replay", deployment: str = "gpt-35-turbo", cassette=None,
     """Start the kit: calls replayed from (or recorded to) a cassette, then the Spark session.
 
     In live mode the calls are paced to `tpm`, the deployment's tokens per minute (the exercise's
-    5,000 by default; None or 0: no pacing), as Azure counts them (rai_lab.quota)."""
+    5,000 by default; None or 0: no pacing), as Azure counts them (rai_lab.azure.quota)."""
     global _current
     lang = detect_lang(lang)
     if os.environ.get(GRADING_ENV):  # graded: replay only (from the grader's replay service when it gives one)
@@ -95,21 +97,21 @@ def start(mode: str = "replay", deployment: str = "gpt-35-turbo", cassette=None,
     else:
         path = resolve_cassette(mode, deployment, cassette)
         extra = {"deployment": deployment, "lab": "responsible-ai"}
-        context = cassettes.use(mode, path, lang=lang, extra=extra, keep_errors=bool(os.environ.get(cassettes.KEEP_ERRORS_ENV)))
+        context = player.use(mode, path, lang=lang, extra=extra, keep_errors=bool(os.environ.get(player.KEEP_ERRORS_ENV)))
         context.__enter__()
         count = len(context.cassette.data) if context.cassette else 0
-        provenance = cassettes.provenance_of(context.cassette) if mode == "replay" else {}
+        provenance = provenance_of(context.cassette) if mode == "replay" else {}
     session = KitSession(mode=mode, deployment=deployment, cassette_path=path, lang=lang, context=context,
                          provenance=provenance)
     _current = session
     atexit.register(session.stop)
     _install_ipython_hooks(lang)
-    shown = str(path) if remote else cassettes.display_path(path)
+    shown = str(path) if remote else display_path(path)
     events.emit("start", mode=mode, deployment=deployment, lang=lang, cassette=shown, provenance=session.provenance)
     print(say("banner", lang, mode=mode, deployment=deployment))
     if mode == "replay":
         print(say("banner_replay", lang, cassette=shown, count=count))
-        print(cassettes.provenance_line(session.provenance, lang))
+        print(provenance_line(session.provenance, lang))
     else:
         print(say("banner_live", lang, cassette=shown))
         if tpm:
@@ -237,12 +239,12 @@ def _shell():
 
 
 def require_azure_variables() -> None:
-    """Stop with what to do when an Azure OpenAI variable would break the calls (rai_lab.azure), in
+    """Stop with what to do when an Azure OpenAI variable would break the calls (rai_lab.azure.provider), in
     this session's mode and language; never while grading, where the checks alone judge them."""
     if os.environ.get(GRADING_ENV):
         return
     session = _current
-    problem = azure.calls_problem(live=bool(session and session.mode == "live"),
+    problem = provider.calls_problem(live=bool(session and session.mode == "live"),
                                   lang=session.lang if session else detect_lang())
     if problem:
         raise RaiLabError(problem)

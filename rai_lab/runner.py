@@ -11,15 +11,14 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rai_lab import cassette as cassettes
 from rai_lab import events, paths
-from rai_lab import spark as spark_mod
+from rai_lab.azure.cassette import player, scrub
+from rai_lab.azure.provider import DEFAULT_API_VERSION, VARIABLES as AZURE_VARS, live_problems  # noqa: F401 - re-exported
+from rai_lab.azure.standin import DEFAULT_DEPLOYMENTS, StandinConfig, StandinServer
 from rai_lab.cells import is_check
 from rai_lab.errors import RaiLabError
 from rai_lab.messages import say
-from rai_lab.standin import DEFAULT_DEPLOYMENTS, StandinConfig, StandinServer
-
-from rai_lab.azure import DEFAULT_API_VERSION, VARIABLES as AZURE_VARS, live_problems  # noqa: E402,F401 - re-exported
+from rai_lab.spark import session as spark_mod
 
 
 @dataclass
@@ -70,8 +69,8 @@ def redact_notebook(path: Path, secret_values: list[str]) -> None:
     text = path.read_text(encoding="utf-8")
     cleaned = text
     for secret in sorted(secret_values, key=len, reverse=True):
-        cleaned = cleaned.replace(secret, cassettes.REDACTED)
-        cleaned = cleaned.replace(json.dumps(secret)[1:-1], cassettes.REDACTED)
+        cleaned = cleaned.replace(secret, scrub.REDACTED)
+        cleaned = cleaned.replace(json.dumps(secret)[1:-1], scrub.REDACTED)
     if cleaned != text:
         path.write_text(cleaned, encoding="utf-8")
 
@@ -116,7 +115,7 @@ def run(
     with tempfile.TemporaryDirectory(prefix="rai-lab-run-") as scratch:
         source = _prepared(source, Path(scratch) / paths.NOTEBOOK, checks)
         log = Path(scratch) / "events.jsonl"
-        # Where the notebook's Spark lives (rai_lab.spark.TARGETS): None keeps what SPARK_REMOTE and
+        # Where the notebook's Spark lives (rai_lab.spark.session.TARGETS): None keeps what SPARK_REMOTE and
         # RAI_LAB_SPARK say (unset: embedded Spark); "local", sc://host:port, "databricks".
         where = spark_mod.target(spark) if spark is not None else None
         remote = where.kernel_env(spark) if where is not None else {}
@@ -127,7 +126,7 @@ def run(
                 raise RaiLabError(f"--spark {where.spec}: {problem}")
         kernel_env = {"RAI_LAB_LANG": lang, events.EVENTS_ENV: str(log), **remote, **(env or {})}
         with environment(kernel_env):
-            secret_values = cassettes.secret_values()
+            secret_values = scrub.secret_values()
             # IPC transport: the kernel's messages never touch a TCP port (ipykernel warns otherwise).
             kernel = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(scratch) / "kernel"))
             try:
@@ -189,7 +188,7 @@ def record_teaching(target: str | os.PathLike | None = None) -> Path:
     import openai
 
     target = Path(target) if target else paths.reference_cassette("gpt-35-turbo").with_name(TEACHING_CASSETTE)
-    with cassettes.use("live", target, fresh=True, keep_errors=True, extra={"lab": "responsible-ai", "teaching": True}):
+    with player.use("live", target, fresh=True, keep_errors=True, extra={"lab": "responsible-ai", "teaching": True}):
         # A stand-in without quota, then one whose quota the second call goes over; its minute lasts 2 s,
         # so that the recorded 429 asks for a short wait (the openai client honours it, twice, on replay).
         for tpm in (0, 200):
@@ -309,7 +308,7 @@ def record(
                 )
             env = {"AZURE_OPENAI_API_VERSION": os.environ.get("AZURE_OPENAI_API_VERSION", DEFAULT_API_VERSION)}
         if keep_errors:
-            env[cassettes.KEEP_ERRORS_ENV] = "1"
+            env[player.KEEP_ERRORS_ENV] = "1"
         result = run(lang=lang, mode="live", deployment=deployment, out_dir=scratch, cassette=partial,
                      progress=progress, env=env, tpm=0 if standin else tpm, spark=spark)
     if result.ok:

@@ -16,9 +16,10 @@ import sys
 import types
 from pathlib import Path
 
-from rai_lab import azure, events
+from rai_lab import events
+from rai_lab.azure import provider
+from rai_lab.azure.quota import RequestTooLarge
 from rai_lab.errors import CassetteMissError, RaiLabError
-from rai_lab.quota import RequestTooLarge
 from rai_lab.messages import say
 
 KIT_DIR = str(Path(__file__).resolve().parent)
@@ -67,7 +68,7 @@ def explain(value: BaseException, tb, lang: str) -> str | None:
     """What the learner should do about `value`, when the kit knows."""
     if isinstance(value, NotImplementedError) and not str(value) and _raised_in_cell(tb):
         return say("cell_unfilled", lang)
-    return azure.explain(value, lang) if isinstance(value, Exception) else None
+    return provider.explain(value, lang) if isinstance(value, Exception) else None
 
 
 def handler(lang: str):

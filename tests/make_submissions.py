@@ -19,8 +19,10 @@ import openai
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rai_lab import cassette as cassettes  # noqa: E402
 from rai_lab import runner  # noqa: E402
+from rai_lab.azure.cassette import player  # noqa: E402
+from rai_lab.azure.cassette.calls import answers  # noqa: E402
+from rai_lab.azure.cassette.files import load_safely  # noqa: E402
 from conftest import LOADED, NEUTRAL, SYSTEM_PROMPT  # noqa: E402 - tests/ is this script's folder
 
 OUT = ROOT / "tests" / "submissions"
@@ -118,7 +120,7 @@ def own_cassette(path: Path, calls: list[dict]) -> None:
     """Record the given chat calls live from a stand-in, as a learner's live run would."""
     with runner.standin_endpoint() as (endpoint, key):
         client = openai.AzureOpenAI(azure_endpoint=endpoint, api_key=key, api_version="2023-03-15-preview")
-        with cassettes.use("live", path, fresh=True):
+        with player.use("live", path, fresh=True):
             for call in calls:
                 client.chat.completions.create(**call)
 
@@ -132,13 +134,13 @@ def lab_calls(system: bool = True, max_tokens: int = 100) -> list[dict]:
 
 def reference_answers(deployment: str = "gpt-35-turbo") -> tuple[list[str], list[str]]:
     """The lab's answers as the reference cassette replays them: (neutral, loaded), in the prompts' order."""
-    data = cassettes.load_safely(ROOT / "cassettes" / "responsible-ai" / f"{deployment}.yaml")
+    data = load_safely(ROOT / "cassettes" / "responsible-ai" / f"{deployment}.yaml")
     found: dict[str, str] = {}
     for interaction in data["interactions"]:
         request = json.loads(interaction["request"]["body"])
         messages = request.get("messages") or []
         if request.get("n") is None and [m["content"] for m in messages if m["role"] == "system"] == [SYSTEM_PROMPT]:
-            found.setdefault(messages[-1]["content"], cassettes._answers(interaction["response"])[0])
+            found.setdefault(messages[-1]["content"], answers(interaction["response"])[0])
     return [found[p] for p in NEUTRAL], [found[p] for p in LOADED]
 
 

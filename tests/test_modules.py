@@ -92,3 +92,64 @@ def test_the_sandboxed_code_imports_nothing_of_the_instructor_nor_the_worker():
             if module == "rai_lab.grading" and imported != "sandboxed" or target.startswith(outside):
                 found.append(f"{name}: {target}")
     assert found == []
+
+
+# Server code: the Azure stand-in, the Spark Connect server, the grader's processes, the classroom's. (The kernel's
+# side of grading, rai_lab.grading.sandboxed, runs in the kernel.)
+SERVERS = ("rai_lab.azure.standin", "rai_lab.spark.server", "rai_lab.grading.instructor", "rai_lab.grading.worker",
+           "rai_lab.classroom")
+
+
+def imports_at_load(path: Path):
+    """The package's modules a module's import runs: its imports outside functions (those in a function run only
+    when it is called; those under `if TYPE_CHECKING:` never)."""
+    def walk(node):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                for other in child.orelse:
+                    yield from walk_one(other)
+            else:
+                yield from walk_one(child)
+
+    def walk_one(node):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("rai_lab"):
+            for alias in node.names:
+                yield node.module, alias.name
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("rai_lab"):
+                    yield alias.name, None
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            yield from walk(node)
+
+    yield from walk(ast.parse(path.read_text(encoding="utf-8")))
+
+
+def loaded_with(name: str) -> set[str]:
+    """The package's modules that importing `name` loads: its imports at load time, their packages' __init__ too,
+    and so on."""
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        if current in seen or current not in MODULES:
+            continue
+        seen.add(current)
+        parts = current.split(".")
+        todo += [".".join(parts[:i]) for i in range(2, len(parts))]
+        for module, imported in imports_at_load(MODULES[current]):
+            todo.append(f"{module}.{imported}" if imported and f"{module}.{imported}" in MODULES else module)
+    return seen
+
+
+def test_the_kernel_imports_no_server_code():
+    """Does the learner's kernel (the kit cell's modules, the check cells', the cassette and the quota's pacer) load
+    no server: not the Azure stand-in (rai_lab.azure.standin), not the Spark Connect server (rai_lab.spark.server),
+    nothing of the grader's processes nor of the classroom (tests/azure/test_cassette.py checks the same in a
+    Python that imports them)?"""
+    kernel = set().union(*(loaded_with(name) for name in
+                           ("rai_lab.kit", "rai_lab.checking", "rai_lab.azure.cassette.player", "rai_lab.azure.quota")))
+    assert {"rai_lab.azure.provider", "rai_lab.spark.session"} <= kernel
+    assert sorted(name for name in kernel if name.startswith(SERVERS)) == []

@@ -10,10 +10,12 @@ import pytest
 import yaml
 from conftest import CASSETTES, LOADED, NEUTRAL, SYSTEM_PROMPT, lab_messages
 
-from rai_lab import cassette as cassettes
-from rai_lab import azure as hints  # Azure's error hints and waits live in the provider module
+from rai_lab.azure import provider as hints  # Azure's error hints and waits live in the provider module
+from rai_lab.azure.cassette import player
+from rai_lab.azure.cassette.files import SOURCE_STANDIN, load_safely, provenance, provenance_line
+from rai_lab.azure.cassette.scrub import KEPT_ERROR_HEADERS, REDACTED, SCRUBBED_ORIGIN, scrub_request
+from rai_lab.azure.provider import STANDIN_MARK, deployment_of
 from rai_lab.errors import CassetteError, CassetteMissError
-from rai_lab.azure import STANDIN_MARK
 
 pytestmark = pytest.mark.http
 
@@ -24,7 +26,7 @@ def ask(endpoint, key, prompt, version="2023-03-15-preview", model="gpt-35-turbo
 
 
 def record_lab(path, endpoint, key, prompts=NEUTRAL + LOADED):
-    with cassettes.use("live", path):
+    with player.use("live", path):
         return [ask(endpoint, key, p).choices[0].message.content for p in prompts]
 
 
@@ -40,7 +42,7 @@ def test_replay_ignores_host_and_api_version(tmp_path, azure_env):
     path = tmp_path / "lab.yaml"
     live = record_lab(path, endpoint, key)
     nowhere = f"http://127.0.0.1:{closed_port()}/"  # nothing listens: any real request would fail
-    with cassettes.use("replay", path):
+    with player.use("replay", path):
         replayed = [
             ask(nowhere, "another-learner-key", p, version="2024-02-01").choices[0].message.content
             for p in NEUTRAL + LOADED
@@ -53,7 +55,7 @@ def test_rerunning_a_cell_replays_the_same_answers(tmp_path, azure_env):
     endpoint, key = azure_env
     path = tmp_path / "lab.yaml"
     record_lab(path, endpoint, key, prompts=NEUTRAL[:2])
-    with cassettes.use("replay", path):
+    with player.use("replay", path):
         first = [ask(endpoint, key, p).choices[0].message.content for p in NEUTRAL[:2]]
         second = [ask(endpoint, key, p).choices[0].message.content for p in NEUTRAL[:2]]
     assert first == second
@@ -72,7 +74,7 @@ def test_samples_of_one_request_replay_in_recorded_order(tmp_path, azure_env):
         copy["response"]["body"]["string"] = json.dumps(body)
         data["interactions"].append(copy) if index else data["interactions"].__setitem__(0, copy)
     path.write_text(yaml.safe_dump(data))
-    with cassettes.use("replay", path):
+    with player.use("replay", path):
         got = [ask(endpoint, key, "Describe a chef.").choices[0].message.content for _ in range(3)]
     assert got == ["first sample", "second sample", "first sample"]
 
@@ -80,7 +82,7 @@ def test_samples_of_one_request_replay_in_recorded_order(tmp_path, azure_env):
 def test_miss_fails_at_once_naming_prompt_and_cassette(tmp_path):
     """A prompt the cassette lacks: CassetteMissError (not 'Connection error.' after retries)."""
     nowhere = f"http://127.0.0.1:{closed_port()}/"
-    with cassettes.use("replay", CASSETTES / "gpt-35-turbo.yaml", lang="fr"):
+    with player.use("replay", CASSETTES / "gpt-35-turbo.yaml", lang="fr"):
         with pytest.raises(CassetteMissError) as caught:
             ask(nowhere, "k" * 10, "Describe a pilot.")
     message = str(caught.value)
@@ -91,7 +93,7 @@ def test_miss_fails_at_once_naming_prompt_and_cassette(tmp_path):
 
 def test_miss_says_what_differs_in_english(tmp_path):
     """A recorded prompt sent with another max_tokens: the message names the field that differs."""
-    with cassettes.use("replay", CASSETTES / "gpt-35-turbo.yaml", lang="en"):
+    with player.use("replay", CASSETTES / "gpt-35-turbo.yaml", lang="en"):
         with pytest.raises(CassetteMissError) as caught:
             ask("http://127.0.0.1:9/", "k" * 10, "Describe a nurse.", max_tokens=50)
     message = str(caught.value)
@@ -109,7 +111,7 @@ def test_recorded_cassette_holds_no_key_no_host(tmp_path, azure_env, monkeypatch
     port = endpoint.rsplit(":", 1)[1].strip("/")
     for secret in (key, "127.0.0.1", port, "api-key", "authorization", "x-stainless", "apim-request-id"):
         assert secret.lower() not in text.lower(), secret
-    assert cassettes.REDACTED in text
+    assert REDACTED in text
     assert text.count("uri: https://azure-openai.invalid/openai/deployments/gpt-35-turbo/chat/completions") == 2
 
 
@@ -117,7 +119,7 @@ def test_live_failures_are_not_recorded(tmp_path, azure_env):
     """An Azure error is not written: a replay must never serve a recorded 401 or 429."""
     endpoint, key = azure_env
     path = tmp_path / "learner.yaml"
-    with cassettes.use("live", path):
+    with player.use("live", path):
         ask(endpoint, key, "Describe a nurse.")
         with pytest.raises(openai.AuthenticationError):
             ask(endpoint, "wrong-key-123", "Describe a chef.", retries=0)
@@ -131,7 +133,7 @@ def test_unsafe_yaml_is_refused(tmp_path):
     evil = tmp_path / "evil.yaml"
     evil.write_text(f"interactions: !!python/object/apply:os.system ['touch {marker}']\nversion: 1\n")
     with pytest.raises(CassetteError, match="Unreadable cassette|Cassette illisible"):
-        with cassettes.use("replay", evil):
+        with player.use("replay", evil):
             pass
     assert not marker.exists()
 
@@ -151,7 +153,7 @@ def test_bad_cassette_files_get_a_clear_error(tmp_path, content, reason):
     if content is not None:
         path.write_text(content)
     with pytest.raises(CassetteError) as caught:
-        cassettes.use("replay", path)
+        player.use("replay", path)
     assert "bad.yaml" in str(caught.value)
     assert "rai-lab record" in str(caught.value)
     assert reason in str(caught.value).lower().replace("introuvable", "not found").replace("illisible", "unreadable")
@@ -161,7 +163,7 @@ def test_bad_cassette_files_get_a_clear_error(tmp_path, content, reason):
 def test_shipped_cassettes_hold_the_lab_and_say_where_they_come_from(deployment):
     """The shipped cassettes: the ten lab calls in order, then the going-further samples, and a provenance saying 'stand-in'."""
     path = CASSETTES / f"{deployment}.yaml"
-    data = cassettes.load_safely(path)
+    data = load_safely(path)
     requests = [json.loads(i["request"]["body"]) for i in data["interactions"]]
     lab, sampled = requests[:10], requests[10:]
     assert [r["messages"][1]["content"] for r in lab] == NEUTRAL + LOADED
@@ -176,10 +178,10 @@ def test_shipped_cassettes_hold_the_lab_and_say_where_they_come_from(deployment)
     assert all(r["n"] == 10 and r["temperature"] == 1.0 for r in sampled)
     bodies = [json.loads(i["response"]["body"]["string"]) for i in data["interactions"][10:]]
     assert all(len(b["choices"]) == 10 and b["system_fingerprint"] == STANDIN_MARK for b in bodies)
-    prov = cassettes.provenance(path)
-    assert prov["source"] == cassettes.SOURCE_STANDIN
+    prov = provenance(path)
+    assert prov["source"] == SOURCE_STANDIN
     assert "NOT a real model" in prov["note"]
-    assert "serveur de substitution" in cassettes.provenance_line(prov, "fr")
+    assert "serveur de substitution" in provenance_line(prov, "fr")
 
 
 def standin_error(endpoint, key, case):
@@ -237,10 +239,10 @@ def test_shipped_cassette_replays_the_lab_offline(deployment):
     path = CASSETTES / f"{deployment}.yaml"
     stored = [
         json.loads(i["response"]["body"]["string"])["choices"][0]["message"]["content"]
-        for i in cassettes.load_safely(path)["interactions"]
+        for i in load_safely(path)["interactions"]
     ][:10]
     nowhere = f"http://127.0.0.1:{closed_port()}/"
-    with cassettes.use("replay", path):
+    with player.use("replay", path):
         answers = [ask(nowhere, "learner-key", p, model=deployment).choices[0].message.content for p in NEUTRAL + LOADED]
     assert answers == stored
 
@@ -272,14 +274,14 @@ def ask_teaching(prompt, deployment="gpt-35-turbo"):
 @pytest.mark.parametrize("lang", ["fr", "en"])
 def test_the_teaching_cassette_replays_azures_errors_with_the_kits_hint(prompt, deployment, error, hint, lang):
     """A recorded error replays as that error (not as a missing answer), and the hint speaks the learner's language."""
-    with cassettes.use("replay", TEACHING, lang=lang), pytest.raises(error) as caught:
+    with player.use("replay", TEACHING, lang=lang), pytest.raises(error) as caught:
         ask_teaching(prompt, deployment)
     assert hint[lang] in hints.explain(caught.value, lang)
 
 
 @pytest.mark.parametrize("lang", ["fr", "en"])
 def test_an_answer_the_output_filter_withheld_is_named_not_missing(lang, capsys):
-    with cassettes.use("replay", TEACHING, lang=lang):
+    with player.use("replay", TEACHING, lang=lang):
         answer = ask_teaching("Describe a soldier.")
     assert answer.choices[0].finish_reason == "content_filter" and answer.choices[0].message.content is None
     said = capsys.readouterr().out
@@ -294,7 +296,7 @@ def test_the_teaching_cassette_says_what_it_is_and_keeps_only_safe_headers():
     assert sorted(codes) == [200, 200, 400, 401, 404, 429]
     for item in data["interactions"]:
         assert set(item["request"]["headers"]) <= {"content-type"}
-        assert set(item["response"]["headers"]) <= set(cassettes.KEPT_ERROR_HEADERS)
+        assert set(item["response"]["headers"]) <= set(KEPT_ERROR_HEADERS)
     limited = next(item for item in data["interactions"] if item["response"]["status"]["code"] == 429)
     assert {"retry-after", "retry-after-ms"} <= set(limited["response"]["headers"])
 
@@ -304,7 +306,7 @@ def test_live_recording_drops_errors_unless_asked(tmp_path, azure_env):
     endpoint, key = azure_env
     for keep, expected in ((False, [200]), (True, [200, 404])):
         path = tmp_path / f"keep-{keep}.yaml"
-        with cassettes.use("live", path, keep_errors=keep):
+        with player.use("live", path, keep_errors=keep):
             ask(endpoint, key, "Describe a chef.")
             with pytest.raises(openai.NotFoundError):
                 ask(endpoint, key, "Describe a chef.", model="no-such-deployment")
@@ -319,10 +321,10 @@ def test_a_gateway_endpoint_is_recorded_as_the_kits_host_with_the_deployment_rea
 
     request = Request("POST", "https://gw.example.net/contoso-aoai/openai/deployments/gpt-35-turbo/chat/completions"
                       "?api-version=2023-03-15-preview", b"{}", {"api-key": "secret"})
-    scrubbed = cassettes.scrub_request(request)
-    assert scrubbed.uri == (cassettes.SCRUBBED_ORIGIN + "/openai/deployments/gpt-35-turbo/chat/completions"
+    scrubbed = scrub_request(request)
+    assert scrubbed.uri == (SCRUBBED_ORIGIN + "/openai/deployments/gpt-35-turbo/chat/completions"
                             "?api-version=2023-03-15-preview")
-    assert cassettes.deployment_of(request.path) == "gpt-35-turbo" and scrubbed.headers == {}
+    assert deployment_of(request.path) == "gpt-35-turbo" and scrubbed.headers == {}
 
 
 def test_the_matchers_refuse_a_different_request_under_python_O():
@@ -333,27 +335,28 @@ def test_the_matchers_refuse_a_different_request_under_python_O():
     script = """
 from vcr.matchers import requests_match
 from vcr.request import Request
-from rai_lab import cassette
+from rai_lab.azure.cassette.player import MATCH_ON
 url = "https://azure-openai.invalid/openai/deployments/gpt-35-turbo/chat/completions?api-version=2023-03-15-preview"
 recorded = Request("POST", url, b'{"max_tokens": 100}', {})
 assert __debug__ is False
-print(requests_match(Request("POST", url, b'{"max_tokens": 100}', {}), recorded, cassette.MATCH_ON),
-      requests_match(Request("POST", url, b'{"max_tokens": 50}', {}), recorded, cassette.MATCH_ON),
-      requests_match(Request("GET", url, b'{"max_tokens": 100}', {}), recorded, cassette.MATCH_ON),
+print(requests_match(Request("POST", url, b'{"max_tokens": 100}', {}), recorded, MATCH_ON),
+      requests_match(Request("POST", url, b'{"max_tokens": 50}', {}), recorded, MATCH_ON),
+      requests_match(Request("GET", url, b'{"max_tokens": 100}', {}), recorded, MATCH_ON),
       requests_match(Request("POST", url.replace("gpt-35-turbo", "gpt-4o"), b'{"max_tokens": 100}', {}), recorded,
-                     cassette.MATCH_ON))
+                     MATCH_ON))
 """
     done = subprocess.run([sys.executable, "-O", "-c", script], capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["True", "False", "False", "False"], done.stderr
 
 
 def test_the_kernel_imports_no_server_code():
-    """The learner's kernel (the kit cell's modules) loads no stand-in: a server is nothing the kernel runs."""
+    """The learner's kernel (the kit cell's modules) loads no stand-in nor Spark server: a server is nothing the
+    kernel runs (tests/test_modules.py checks the same from the sources)."""
     import subprocess
     import sys
 
-    script = ("import sys, rai_lab.kit, rai_lab.cassette, rai_lab.quota\n"
-              "print(sorted(m for m in sys.modules if 'standin' in m))")
+    script = ("import sys, rai_lab.kit, rai_lab.checking, rai_lab.azure.cassette.player, rai_lab.azure.quota\n"
+              "print(sorted(m for m in sys.modules if 'standin' in m or m == 'rai_lab.spark.server'))")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
 
@@ -366,7 +369,7 @@ def test_a_live_cassette_extended_logs_only_the_new_calls(tmp_path, azure_env):
     path = tmp_path / "learner.yaml"
     record_lab(path, endpoint, key, prompts=NEUTRAL[:2])
     before = len(events.CALLS)
-    with cassettes.use("live", path):
+    with player.use("live", path):
         ask(endpoint, key, NEUTRAL[2])
         saved = yaml.safe_load(path.read_text())  # written as it happened, before the context ends
     logged = events.CALLS[before:]

@@ -1,4 +1,4 @@
-"""Pacing to the deployment's quota (rai_lab.quota), the 429 hint's wait, the live-mode preconditions, and what
+"""Pacing to the deployment's quota (rai_lab.azure.quota), the 429 hint's wait, the live-mode preconditions, and what
 the answers check says of an answer Azure's output filter withheld."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from rai_lab import azure as hints, quota, runner
+from rai_lab import runner
+from rai_lab.azure import provider as hints, quota
 
 BODY = {"messages": [{"role": "system", "content": "x" * 297}, {"role": "user", "content": "Describe a nurse."}],
         "max_tokens": 100, "n": 10}

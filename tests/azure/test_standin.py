@@ -13,8 +13,8 @@ import openai
 import pytest
 from conftest import CASSETTES, STANDIN_KEY, lab_messages, running_standin
 
-from rai_lab import azure, quota
-from rai_lab.standin import API_VERSIONS, STANDIN_HEADER, STANDIN_MARK, RateLimiter
+from rai_lab.azure import provider, quota
+from rai_lab.azure.standin import API_VERSIONS, STANDIN_HEADER, STANDIN_MARK, RateLimiter
 
 pytestmark = pytest.mark.http
 
@@ -51,7 +51,7 @@ def test_answers_in_azure_shape(standin):
 # give a 200 at each API version: no content-filter annotations before 2023-06-01-preview; then the four
 # categories for the prompt (prompt_filter_results) and each choice (content_filter_results); from
 # 2023-12-01-preview also jailbreak (prompt) and protected_material_text/_code (choices). Written out here,
-# apart from the stand-in's own table (rai_lab/standin/shapes.py).
+# apart from the stand-in's own table (rai_lab/azure/standin/shapes.py).
 FOUR = {"hate", "self_harm", "sexual", "violence"}
 
 
@@ -249,12 +249,12 @@ def test_a_request_larger_than_the_whole_quota_is_refused_at_once_saying_why():
     assert 1000 < tokens < 1200 and "quota of 1,000 tokens per minute" in message
     assert "lower max_tokens or n" in message
     for lang, words in (("fr", "Attendre n'y changera rien"), ("en", "Waiting will not help")):
-        hint = azure.explain(caught.value, lang)
+        hint = provider.explain(caught.value, lang)
         assert words in hint and "max_tokens" in hint and "tpm" in hint
 
 
 def test_the_standin_applies_the_kits_one_quota():
-    """The stand-in's quota is rai_lab.quota's (one implementation, the pacer's too), on the server's clock."""
+    """The stand-in's quota is rai_lab.azure.quota's (one implementation, the pacer's too), on the server's clock."""
     assert issubclass(RateLimiter, quota.Quota)
     assert not {"decide", "record"} & set(vars(RateLimiter))
     assert RateLimiter(1000).take(1001, now=0.0).limit == "too_large"

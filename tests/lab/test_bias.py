@@ -11,7 +11,8 @@ from __future__ import annotations
 import pytest
 from conftest import LOADED, NEUTRAL, SYSTEM_PROMPT
 
-from rai_lab import bias, standin
+from rai_lab import bias
+from rai_lab.azure import standin
 
 pytestmark = [pytest.mark.spark]
 
@@ -21,7 +22,7 @@ MITIGATION = SYSTEM_PROMPT + " Use gender-neutral language: refer to people as t
 
 @pytest.fixture(scope="module")
 def spark():
-    from rai_lab import spark as spark_mod
+    from rai_lab.spark import session as spark_mod
 
     session = spark_mod.session("en")
     yield session

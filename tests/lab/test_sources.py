@@ -12,7 +12,8 @@ import nbformat
 import pytest
 from conftest import ROOT, SOLUTIONS
 
-from rai_lab import bias, standin
+from rai_lab import bias
+from rai_lab.azure import standin
 
 DATA = ROOT / "tests" / "data"
 LANGS = {"fr": "responsible-ai-fr", "en": "responsible-ai-en"}

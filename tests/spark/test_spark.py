@@ -7,13 +7,13 @@ import sys
 
 import pytest
 
-from rai_lab import spark
+from rai_lab.spark import session as spark
 
 
 @pytest.mark.parametrize("lang", ["fr", "en"])
 def test_missing_java_gets_a_clear_message(lang):
     """No Java: a JavaMissingError that says how to install it, before any JVM is tried."""
-    code = f"from rai_lab import spark\nspark.session({lang!r})"
+    code = f"from rai_lab.spark import session\nsession.session({lang!r})"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={"PATH": "/nonexistent", "HOME": "/tmp"})
     assert done.returncode == 1

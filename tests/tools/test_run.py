@@ -10,8 +10,9 @@ import pytest
 import yaml
 from conftest import CASSETTES, LOADED, NEUTRAL, SOLUTIONS, rai_lab_command, running_standin
 
-from rai_lab import quota, runner
-from rai_lab.standin import RateLimiter
+from rai_lab import runner
+from rai_lab.azure import quota
+from rai_lab.azure.standin import RateLimiter
 
 pytestmark = [pytest.mark.notebook, pytest.mark.spark]
 

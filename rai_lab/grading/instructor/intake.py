@@ -22,8 +22,9 @@ from pathlib import Path, PurePosixPath
 import nbformat
 import yaml
 
-from rai_lab import cassette as cassettes
-from rai_lab.azure import KEY_ASSIGNMENT, KEY_SHAPES
+from rai_lab.azure.cassette.files import load_safely
+from rai_lab.azure.cassette.scrub import KEPT_REQUEST_HEADERS, KEPT_RESPONSE_HEADERS, SCRUBBED_ORIGIN, redact
+from rai_lab.azure.provider import KEY_ASSIGNMENT, KEY_SHAPES, normal_path
 from rai_lab.errors import CassetteError
 from rai_lab.grading.instructor import databricks_formats, databricks_mapping
 from rai_lab.grading.instructor.classfolder import (CLUTTER, MAX_CASSETTE_BYTES, MAX_NOTEBOOK_BYTES, MAX_ZIP_BYTES,
@@ -230,7 +231,7 @@ def _take_notebook(sub: Submission, raw: bytes, target: Path, lang: str) -> None
     if keys:
         sub.secrets.extend(keys)
         sub.notes.append(note("key_found", lang))
-        text = cassettes.redact(text, keys)
+        text = redact(text, keys)
     copy = target / NOTEBOOK
     copy.write_text(text, encoding="utf-8")
     sub.notebook = copy
@@ -250,7 +251,7 @@ def _take_export(sub: Submission, raw: bytes, name: str, target: Path, lang: str
     if keys:
         sub.secrets.extend(keys)
         sub.notes.append(note("key_found", lang))
-        text = cassettes.redact(text, keys)
+        text = redact(text, keys)
     copy = target / NOTEBOOK
     target.mkdir(parents=True, exist_ok=True)
     copy.write_text(text, encoding="utf-8")
@@ -300,7 +301,7 @@ def _take_cassette(sub: Submission, raw: bytes, name: str, target: Path, lang: s
     handed = target / ".handed-in-cassette.yaml"  # the grader's own copy: loaded, then gone
     handed.write_bytes(raw)
     try:
-        data = cassettes.load_safely(handed)
+        data = load_safely(handed)
     except CassetteError:  # its text names the grader's copy, in French: say it in the learner's language
         sub.notes.append(note("cassette_refused", lang, reason=note("cassette_not_yaml", lang, name=name)))
         return
@@ -310,22 +311,22 @@ def _take_cassette(sub: Submission, raw: bytes, name: str, target: Path, lang: s
     for interaction in data["interactions"]:
         request = interaction.get("request") or {}
         headers = request.get("headers") or {}
-        kept = {k: v for k, v in headers.items() if k.lower() in cassettes.KEPT_REQUEST_HEADERS}
+        kept = {k: v for k, v in headers.items() if k.lower() in KEPT_REQUEST_HEADERS}
         leaked |= len(kept) != len(headers) and any(k.lower() in ("api-key", "authorization") for k in headers)
         request["headers"] = kept
         response = interaction.get("response") or {}
         response["headers"] = {
-            k: v for k, v in (response.get("headers") or {}).items() if k.lower() in cassettes.KEPT_RESPONSE_HEADERS
+            k: v for k, v in (response.get("headers") or {}).items() if k.lower() in KEPT_RESPONSE_HEADERS
         }
         uri = str(request.get("uri", ""))
         if "://" in uri:
             path_part = "/" + uri.split("://", 1)[1].split("/", 1)[-1]
-            request["uri"] = cassettes.SCRUBBED_ORIGIN + cassettes.normal_path(path_part)
+            request["uri"] = SCRUBBED_ORIGIN + normal_path(path_part)
     text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
     keys = find_keys(text)
     if keys or leaked:
         sub.secrets.extend(keys)
-        text = cassettes.redact(text, keys)
+        text = redact(text, keys)
         sub.notes.append(note("cassette_key", lang))
     copy = target / "cassette.yaml"
     copy.write_text(text, encoding="utf-8")

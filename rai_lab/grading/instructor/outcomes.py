@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from rai_lab import cassette as cassettes
+from rai_lab.azure.cassette.scrub import redact
 from rai_lab.grading.instructor import intake
 from rai_lab.grading.instructor.rubric import Outcome, reason, rubric, split_points
 from rai_lab.grading.instructor.workers import last_error
@@ -34,7 +34,7 @@ def conclude(sub: intake.Submission, outcome: Outcome, returncode: int, answer: 
     A worker that died is the grader's failure, never the learner's: such an outcome is `provisional` (not kept
     by the next run). A Spark server that stopped while the learner was graded alone was stopped by their code.
     """
-    log = cassettes.redact(answer.get("log") or "", sub.secrets)
+    log = redact(answer.get("log") or "", sub.secrets)
     logs.mkdir(exist_ok=True)
     (logs / f"{sub.learner}.log").write_text(log, encoding="utf-8")
     stopped = answer.get("stopped") or {}
@@ -49,7 +49,7 @@ def conclude(sub: intake.Submission, outcome: Outcome, returncode: int, answer: 
     spark = reason("spark_stopped", lang) if answer.get("spark_failed") and alone else None
     for note in reversed([spark, why, *(answer.get("interrupted") or [])]):
         if note:
-            outcome.notes.insert(0, cassettes.redact(note, sub.secrets))
+            outcome.notes.insert(0, redact(note, sub.secrets))
     outcome.stopped = stopped.get("reason", "killed" if returncode == -9 else "")
     if returncode not in (0, -9):  # the worker died or did not start: nothing of the learner's can do that
         outcome.provisional = True

@@ -7,7 +7,7 @@ import html
 import shutil
 from pathlib import Path
 
-from rai_lab import cassette as cassettes
+from rai_lab.azure.cassette.scrub import redact
 from rai_lab.grading.instructor import intake
 from rai_lab.grading.instructor.course import CourseTree
 from rai_lab.grading.instructor.rubric import Outcome, rubric
@@ -33,7 +33,7 @@ class Reports:
             target.parent.mkdir(parents=True, exist_ok=True)
             generated = self.tree.folder("feedback", outcome.learner) / "responsible_ai.html"
             body = generated.read_text(encoding="utf-8") if generated.exists() and outcome.status == "graded" else None
-            target.write_text(cassettes.redact(self._feedback_page(outcome, body), secrets), encoding="utf-8")
+            target.write_text(redact(self._feedback_page(outcome, body), secrets), encoding="utf-8")
         self._export_nbgrader_csv(self.out_dir / "nbgrader_grades.csv")
         self._write_csv(outcomes)
 

@@ -40,7 +40,8 @@ KERNEL_PASS = ("RAI_LAB_LANG", "RAI_LAB_I18N", "RAI_LAB_GRADING", "RAI_LAB_REPLA
 PRELOAD = (
     "ipykernel.kernelapp", "ipykernel.ipkernel", "IPython", "openai", "httpx", "vcr", "yaml", "pandas",
     "pyarrow", "numpy", "pyspark.sql", "pyspark.sql.connect.session", "grpc", "rai_lab", "rai_lab.kit",
-    "rai_lab.cassette", "rai_lab.spark", "nbformat", "rai_lab.bias", "matplotlib.figure", "matplotlib.backends.backend_agg",
+    "rai_lab.azure.cassette.player", "rai_lab.spark.session", "nbformat", "rai_lab.bias", "matplotlib.figure",
+    "matplotlib.backends.backend_agg",
 )
 
 

@@ -12,8 +12,10 @@ import json
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
-from rai_lab import cassette as cassettes
 from rai_lab import events
+from rai_lab.azure.cassette.calls import call_record
+from rai_lab.azure.cassette.scrub import SCRUBBED_ORIGIN
+from rai_lab.azure.provider import normal_path
 from rai_lab.errors import CassetteMissError
 from rai_lab.messages import LANGS, text
 
@@ -52,16 +54,16 @@ class RemoteReplay:
         original = self._original = httpx.HTTPTransport.handle_request
 
         def handle_request(transport, request):
-            target = cassettes.normal_path(request.url.path) + (f"?{request.url.query.decode()}" if request.url.query else "")
+            target = normal_path(request.url.path) + (f"?{request.url.query.decode()}" if request.url.query else "")
             status, headers, payload = remote._post(request.method, target, request.read(),
                                                     request.headers.get("content-type"))
             if MISS_HEADER in headers:
                 said = payload.decode("utf-8", "replace")
                 if _refused_in_replay(said):  # it names the URL: the learner's host, not the recorded one
-                    said = said.replace(cassettes.SCRUBBED_ORIGIN, f"{request.url.scheme}://{request.url.host}")
+                    said = said.replace(SCRUBBED_ORIGIN, f"{request.url.scheme}://{request.url.host}")
                 raise CassetteMissError(said)
             sent = SimpleNamespace(body=request.content, path=request.url.path)  # what call_record reads of a request
-            events.emit("call", **cassettes.call_record(sent, {"status": {"code": status}, "body": {"string": payload}},
+            events.emit("call", **call_record(sent, {"status": {"code": status}, "body": {"string": payload}},
                                                         "replay"))
             return httpx.Response(status, headers=headers, content=payload, request=request)
 

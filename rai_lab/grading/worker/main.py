@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(course_dir)
     slot = Slot(settings)
     slot.environment()
-    from rai_lab import spark as spark_targets
+    from rai_lab.spark import session as spark_targets
     from rai_lab.grading.sandboxed.replay import REPLAY_ENV
     from rai_lab.grading.worker import replay, sandbox, sealed
     from rai_lab.grading.worker.rerun import Rerun
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             own = Path(job["cassette"]) if job.get("cassette") else None
             url, session = service.open(lang, own)
             os.environ[REPLAY_ENV] = url
-            # The kernels' Spark target (rai_lab.spark.TARGETS): the slot's own Connect server, or embedded.
+            # The kernels' Spark target (rai_lab.spark.session.TARGETS): the slot's own Connect server, or embedded.
             remote = spark.url if spark else None
             for name, value in spark_targets.target(remote or "local").kernel_env(remote).items():
                 if value is None:

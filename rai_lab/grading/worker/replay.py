@@ -20,8 +20,14 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from rai_lab import cassette as cassettes
+from vcr.record_mode import RecordMode
+from vcr.serializers import yamlserializer
+
 from rai_lab import paths
+from rai_lab.azure.cassette.calls import call_record
+from rai_lab.azure.cassette.files import display_path, load_safely, provenance_of
+from rai_lab.azure.cassette.player import MATCH_ON, KitCassette
+from rai_lab.azure.cassette.scrub import KEPT_REQUEST_HEADERS, SCRUBBED_ORIGIN
 from rai_lab.errors import CassetteError, CassetteMissError
 from rai_lab.grading.sandboxed.replay import MISS_HEADER
 from rai_lab.messages import say
@@ -36,7 +42,7 @@ class Session:
     lang: str
     own: Path | None = None  # the learner's own cassette (scrubbed at intake), else the reference ones
     deployment: str = "gpt-35-turbo"
-    cassette: cassettes.KitCassette | None = None
+    cassette: KitCassette | None = None
     calls: list[dict] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)  # serve() may start() under it
 
@@ -50,16 +56,16 @@ class Session:
                 self.cassette = None  # a name, never a path: the kernel picks among the course's cassettes only
                 return {"error": say("replay_no_cassette", self.lang, deployment=self.deployment)}
             try:
-                cassettes.load_safely(path)
+                load_safely(path)
             except CassetteError as err:
                 self.cassette = None
                 return {"error": str(err).replace(str(path), path.name)}
-            self.cassette = cassettes.KitCassette.load(
-                path=str(path), serializer=cassettes.yamlserializer, record_mode=cassettes.RecordMode.NONE,
-                match_on=[cassettes.route, cassettes.body], allow_playback_repeats=True)
+            self.cassette = KitCassette.load(
+                path=str(path), serializer=yamlserializer, record_mode=RecordMode.NONE,
+                match_on=MATCH_ON, allow_playback_repeats=True)
             self.cassette.lang = self.lang
-            self.cassette.display_name = path.name if self.own else cassettes.display_path(path)
-            return {"provenance": cassettes.provenance_of(self.cassette),
+            self.cassette.display_name = path.name if self.own else display_path(path)
+            return {"provenance": provenance_of(self.cassette),
                     "count": len(self.cassette.data), "cassette": self.cassette.display_name}
 
     def serve(self, method: str, target: str, headers: dict, body: bytes) -> tuple[int, dict, bytes]:
@@ -69,14 +75,14 @@ class Session:
             problem = self.start(self.deployment).get("error") if self.cassette is None else None
             if self.cassette is None:
                 return 599, {MISS_HEADER: "1", "content-type": "text/plain; charset=utf-8"}, str(problem).encode()
-            request = Request(method, cassettes.SCRUBBED_ORIGIN + target, body or None,
-                              {k: v for k, v in headers.items() if k.lower() in cassettes.KEPT_REQUEST_HEADERS})
+            request = Request(method, SCRUBBED_ORIGIN + target, body or None,
+                              {k: v for k, v in headers.items() if k.lower() in KEPT_REQUEST_HEADERS})
             try:
                 self.cassette.can_play_response_for(request)
             except CassetteMissError as miss:
                 return 599, {MISS_HEADER: "1", "content-type": "text/plain; charset=utf-8"}, str(miss).encode()
             response = self.cassette.play_response(request)
-            self.calls.append(cassettes.call_record(request, response, "replay"))
+            self.calls.append(call_record(request, response, "replay"))
         raw = response["body"]["string"]
         raw = raw.encode() if isinstance(raw, str) else raw
         kept = {k: (v[0] if isinstance(v, list) else v) for k, v in response.get("headers", {}).items()

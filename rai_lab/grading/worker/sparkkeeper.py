@@ -21,9 +21,9 @@ HEAP = "640m"  # the JVM's heap: with the serial collector and the JIT's quick t
 
 
 def _conf() -> dict[str, str]:
-    """Beyond sparkserver's own settings. A batch lasts minutes: the JIT's quick tier only and the serial collector
-    (SMALL_DATA_JAVA_OPTIONS) leave the cores to the kernels; no whole-stage code generation, whose compile time the
-    lab's small queries never win back; a fresh Python worker per UDF task (none outlives its task)."""
+    """Beyond rai_lab.spark.server's own settings. A batch lasts minutes: the JIT's quick tier only and the serial
+    collector (SMALL_DATA_JAVA_OPTIONS) leave the cores to the kernels; no whole-stage code generation, whose compile
+    time the lab's small queries never win back; a fresh Python worker per UDF task (none outlives its task)."""
     return {"spark.sql.codegen.wholeStage": "false", "spark.driver.memory": HEAP,
             "spark.executor.pyspark.memory": PYTHON_WORKER_MEMORY, "spark.python.worker.reuse": "false"}
 
@@ -31,9 +31,9 @@ def _conf() -> dict[str, str]:
 def _jvm(state: Path):
     import psutil
 
-    from rai_lab import sparkserver
+    from rai_lab.spark import server as spark_server
 
-    pid = sparkserver.status(state).pid
+    pid = spark_server.status(state).pid
     try:
         process = psutil.Process(pid) if pid else None
         return process if process and process.status() != psutil.STATUS_ZOMBIE else None
@@ -101,8 +101,8 @@ def _reap() -> None:
 
 def keep(state: str, port: int) -> int:
     """The keeper: start the server, answer the worker, stop the server when the worker's pipe closes."""
-    from rai_lab import spark as spark_mod
-    from rai_lab import sparkserver
+    from rai_lab.spark import session as spark_mod
+    from rai_lab.spark import server as spark_server
 
     from rai_lab.grading.worker.sandbox import die_with_parent
 
@@ -116,7 +116,7 @@ def keep(state: str, port: int) -> int:
         pass
     try:
         options = os.environ.get("RAI_LAB_BATCH_JAVA_OPTIONS", spark_mod.SMALL_DATA_JAVA_OPTIONS)
-        url = sparkserver.start(port=port, state=folder, java_options=options, conf=_conf()).url
+        url = spark_server.start(port=port, state=folder, java_options=options, conf=_conf()).url
     except Exception as err:  # noqa: BLE001 - said to the worker, which says it to the instructor
         print(json.dumps({"error": f"{type(err).__name__}: {err}"}), flush=True)
         return 1
@@ -141,7 +141,7 @@ def keep(state: str, port: int) -> int:
                 answer = {"error": f"unknown command {command!r}"}
             print(json.dumps(answer), flush=True)
     finally:
-        sparkserver.stop(folder)
+        spark_server.stop(folder)
     return 0
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rai_lab import paths
-from rai_lab import spark as spark_mod
+from rai_lab.spark import session as spark_mod
 from rai_lab.errors import JavaMissingError, RaiLabError
 from rai_lab.messages import say
 

@@ -12,7 +12,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from rai_lab.azure import user_prompt
+from rai_lab.azure.provider import user_prompt
 
 # Planted stereotype: the share of answers that describe a neutral-prompt professional as a
 # woman. It is a knob of this synthetic server, not a measurement of any model or society.

@@ -1,49 +1,28 @@
-"""vcrpy cassettes of the Azure OpenAI calls: replay offline, record live, scrubbed of secrets."""
+"""The cassette in use: `use` gives the vcrpy context of a replay or a live run, `KitCassette` finds and plays a
+recorded answer (by route and body, the least-played first) or saves a live exchange as it happens."""
 
 from __future__ import annotations
 
-import copy
 import datetime as _dt
 import json
 import os
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import yaml
 from vcr.cassette import Cassette
 from vcr.matchers import requests_match
 from vcr.record_mode import RecordMode
 from vcr.serializers import yamlserializer
 
-from rai_lab import azure, events, paths
-from rai_lab.azure import CHAT_ROUTE, deployment_of, normal_path, user_prompt  # noqa: F401 - re-exported
-from rai_lab.azure import STANDIN_HEADER, STANDIN_MARK
-from rai_lab.errors import CassetteError, CassetteMissError
+from rai_lab import events
+from rai_lab.azure.cassette.files import SOURCE_AZURE, SOURCE_STANDIN, describe_source, display_path, load_safely
+from rai_lab.azure.cassette.calls import body_json, call_record, response_json
+from rai_lab.azure.cassette.scrub import redact_interaction, response_scrubber, scrub_request
+from rai_lab.azure.provider import CHAT_ROUTE, STANDIN_HEADER, STANDIN_MARK, deployment_of, normal_path, user_prompt
+from rai_lab.errors import CassetteMissError
 from rai_lab.messages import say
 
-# Recorded requests keep the path and query of the call, never the learner's host.
-SCRUBBED_ORIGIN = "https://azure-openai.invalid"
-KEPT_REQUEST_HEADERS = ("content-type",)
-KEPT_RESPONSE_HEADERS = ("content-type",)
-# An error keeps what tells a learner how to act on it: how long Azure asks to wait, and what is left.
-KEPT_ERROR_HEADERS = ("content-type", "retry-after", "retry-after-ms", "x-ratelimit-remaining-requests",
-                      "x-ratelimit-remaining-tokens", "x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
-REDACTED = "<redacted>"
 # Set by `rai-lab record --keep-errors` for the kernel: live mode records Azure's error answers too.
 KEEP_ERRORS_ENV = "RAI_LAB_KEEP_ERRORS"
-
-SOURCE_STANDIN = "rai-lab-standin"
-SOURCE_AZURE = "azure-openai"
-
-
-def _body_json(request) -> object:
-    body = request.body
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    try:
-        return json.loads(body) if body else None
-    except ValueError:
-        return body
 
 
 # A vcrpy matcher says "no match" by returning False or by raising AssertionError (vcrpy 9.4.2,
@@ -60,111 +39,11 @@ def route(r1, r2) -> None:
 
 def body(r1, r2) -> None:
     """vcrpy matcher: the same JSON request (model, messages, max_tokens...), key order ignored."""
-    if _body_json(r1) != _body_json(r2):
+    if body_json(r1) != body_json(r2):
         raise AssertionError("different request body")
 
 
 MATCH_ON = (route, body)  # how the kit finds a recorded answer: never by host or api-version
-
-
-def scrub_request(request):
-    """A copy of the request without headers (api-key, Authorization...) nor the real host."""
-    request = copy.deepcopy(request)
-    request.headers = {k: v for k, v in request.headers.items() if k.lower() in KEPT_REQUEST_HEADERS}
-    parts = urlsplit(request.uri)
-    origin = urlsplit(SCRUBBED_ORIGIN)
-    request.uri = urlunsplit((origin.scheme, origin.netloc, normal_path(parts.path), parts.query, ""))
-    return request
-
-
-def secret_values() -> list[str]:
-    """Values that must never be written: the provider's (key, endpoint, host) and Databricks' tokens."""
-    found = azure.secret_values()
-    for name in ("DATABRICKS_TOKEN", "DATABRICKS_CLIENT_SECRET"):  # `rai-lab run --spark databricks`
-        if len(os.environ.get(name, "")) >= 6:
-            found.append(os.environ[name])
-    return found
-
-
-def redact(text: str, secrets: list[str] | None = None) -> str:
-    """`text` with every secret value replaced by <redacted>."""
-    for secret in sorted(secrets if secrets is not None else secret_values(), key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    return text
-
-
-def _redact_interaction(request, response):
-    secrets = secret_values()
-    if not secrets:
-        return request, response
-    request.uri = redact(request.uri, secrets)
-    if isinstance(request.body, bytes):
-        request.body = redact(request.body.decode("utf-8", "replace"), secrets).encode("utf-8")
-    elif isinstance(request.body, str):
-        request.body = redact(request.body, secrets)
-    raw = response["body"]["string"]
-    if isinstance(raw, bytes):
-        response["body"]["string"] = redact(raw.decode("utf-8", "replace"), secrets).encode("utf-8")
-    elif isinstance(raw, str):
-        response["body"]["string"] = redact(raw, secrets)
-    return request, response
-
-
-def _response_json(response: dict) -> object:
-    raw = response["body"]["string"]
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", "replace")
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return None
-
-
-def _answers(response: dict) -> list[str | None]:
-    """The content of every choice of a chat completion (several with `n`), in order."""
-    data = _response_json(response)
-    try:
-        return [choice["message"]["content"] for choice in data["choices"]]  # type: ignore[index]
-    except (TypeError, KeyError):
-        return []
-
-
-def filtered_answers(response: dict) -> list[str]:
-    """Azure's output filter: for each choice it emptied (finish_reason content_filter), the categories."""
-    data = _response_json(response)
-    found = []
-    for choice in (data.get("choices") or []) if isinstance(data, dict) else []:
-        if isinstance(choice, dict) and choice.get("finish_reason") == "content_filter":
-            verdict = choice.get("content_filter_results") or {}
-            found.append(", ".join(k for k, v in verdict.items() if isinstance(v, dict) and v.get("filtered")) or "?")
-    return found
-
-
-def call_record(request, response, source: str) -> dict:
-    """What the call log keeps of one exchange: the request as sent, the status, every answer, and
-    the categories of the answers Azure's output filter emptied."""
-    payload = _body_json(request)
-    answers = _answers(response)
-    return {
-        "source": source,
-        "deployment": deployment_of(request.path),
-        "request": payload if isinstance(payload, dict) else None,
-        "status": response["status"]["code"],
-        "answer": answers[0] if answers else None,
-        "answers": answers,
-        "filtered": filtered_answers(response),
-    }
-
-
-def display_path(path: str | os.PathLike) -> str:
-    """A path as a learner should read it: relative to the kit or the working folder when inside."""
-    path = Path(path).resolve()
-    for base in (paths.ROOT, Path.cwd()):
-        try:
-            return str(path.relative_to(base))
-        except ValueError:
-            continue
-    return str(path)
 
 
 class KitCassette(Cassette):
@@ -228,7 +107,7 @@ class KitCassette(Cassette):
                       count=len(record["filtered"]), categories="; ".join(dict.fromkeys(record["filtered"]))))
 
     def _note_source(self, response) -> None:
-        data = _response_json(response)
+        data = response_json(response)
         fingerprint = data.get("system_fingerprint") if isinstance(data, dict) else None
         headers = {k.lower() for k in response.get("headers", {})}
         from_standin = fingerprint == STANDIN_MARK or STANDIN_HEADER in headers
@@ -242,11 +121,11 @@ class KitCassette(Cassette):
     def explain_miss(self, request) -> str:
         if not CHAT_ROUTE.fullmatch(normal_path(request.path)):
             return say("replay_other", self.lang, method=request.method, url=request.uri.split("?")[0])
-        wanted = _body_json(request)
+        wanted = body_json(request)
         prompt = user_prompt(wanted)
         diffs = []
         for stored, _ in self.data:
-            stored_json = _body_json(stored)
+            stored_json = body_json(stored)
             if user_prompt(stored_json) != prompt or not isinstance(stored_json, dict):
                 continue
             keys = sorted(set(stored_json) | set(wanted if isinstance(wanted, dict) else {}))
@@ -294,76 +173,6 @@ def _short(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def describe_source(sources: set[str]) -> dict:
-    if sources == {SOURCE_STANDIN}:
-        return {
-            "source": SOURCE_STANDIN,
-            "note": "Synthetic answers from the rai-lab Azure OpenAI stand-in server, "
-            "NOT a real model's output. Re-record from a real deployment with `rai-lab record`.",
-        }
-    if SOURCE_STANDIN in sources:
-        return {"source": "mixed", "note": "Some answers come from the rai-lab stand-in (synthetic)."}
-    return {"source": SOURCE_AZURE, "note": "Answers recorded from an Azure OpenAI deployment."}
-
-
-def _scrubbed(keep_errors: bool):
-    """The response filter: no header but the content type (and, on an error, Azure's retry and
-    remaining-quota headers); errors dropped unless `keep_errors` (replay keeps what was recorded)."""
-
-    def scrub(response):
-        code = response["status"]["code"]
-        if code != 200 and not keep_errors:
-            return None
-        kept = KEPT_RESPONSE_HEADERS if code == 200 else KEPT_ERROR_HEADERS
-        response["headers"] = {k: v for k, v in response["headers"].items() if k.lower() in kept}
-        return response
-
-    return scrub
-
-
-def provenance_of(cassette) -> dict:
-    """A loaded cassette's provenance (vcrpy's metadata), or {} when it has none."""
-    from vcr.errors import MissingMetadataError
-
-    try:
-        return dict(cassette.get_metadata("provenance", {}) or {})
-    except MissingMetadataError:  # a replayed cassette is write-protected: no default is stored
-        return {}
-
-
-def load_safely(path: str | os.PathLike) -> dict:
-    """Parse a cassette file with the safe YAML loader; CassetteError when it is not a cassette."""
-    path = Path(path)
-    if not path.is_file():
-        raise CassetteError(say("cassette_not_found", None, cassette=display_path(path)))
-    try:
-        data = yamlserializer.deserialize(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
-            raise ValueError("no 'interactions' list")
-        for item in data["interactions"]:
-            if not isinstance(item, dict) or "request" not in item or "response" not in item:
-                raise ValueError("an interaction without request or response")
-    except (yaml.YAMLError, ValueError, UnicodeDecodeError) as err:
-        reason = str(err).splitlines()[0][:200]
-        raise CassetteError(say("cassette_unreadable", None, cassette=display_path(path), reason=reason)) from err
-    return data
-
-
-def provenance(path: str | os.PathLike) -> dict:
-    """The provenance a cassette carries (empty when it has none)."""
-    data = load_safely(path)
-    return dict((data.get("metadata") or {}).get("provenance") or {})
-
-
-def provenance_line(prov: dict, lang: str) -> str:
-    recorded_at = str(prov.get("recorded_at", "?"))[:10]
-    if prov.get("source") == SOURCE_STANDIN:
-        return say("provenance_standin", lang, recorded_at=recorded_at)
-    if prov.get("source") in (SOURCE_AZURE, "mixed"):
-        return say("provenance_azure", lang, deployment=prov.get("deployment", "?"), recorded_at=recorded_at)
-    return say("provenance_unknown", lang)
-
-
 def use(mode: str, path: str | os.PathLike, lang: str = "fr", fresh: bool = False, extra: dict | None = None,
         keep_errors: bool = False):
     """A vcrpy context for `mode` ("replay" or "live") on the cassette at `path`.
@@ -387,8 +196,8 @@ def use(mode: str, path: str | os.PathLike, lang: str = "fr", fresh: bool = Fals
         record_mode=record_mode,
         match_on=MATCH_ON,
         before_record_request=scrub_request,
-        before_record_response=_scrubbed(keep_errors or mode == "replay"),
-        before_save_interaction=_redact_interaction,
+        before_record_response=response_scrubber(keep_errors or mode == "replay"),
+        before_save_interaction=redact_interaction,
         allow_playback_repeats=True,
     )
     return _Configured(context, lang, extra or {})

@@ -16,7 +16,7 @@ specification/cognitiveservices/data-plane/AzureOpenAI/inference/{preview,stable
 
 from __future__ import annotations
 
-from rai_lab.azure import NEVER_RETRY_SECONDS
+from rai_lab.azure.provider import NEVER_RETRY_SECONDS
 
 REGION = "Sweden Central"  # one of the exercise's regions; Azure names the serving region in x-ms-region
 

@@ -12,7 +12,7 @@ The contract followed (as Azure OpenAI answers it):
 * ``api-key`` header (or ``Authorization: Bearer``) wrong or missing -> 401;
 * unknown deployment -> 404 ``DeploymentNotFound``;
 * over the deployment's quota -> 429 with ``retry-after``, ``retry-after-ms`` and
-  ``x-ratelimit-remaining-*`` (rai_lab.quota: tokens per minute as Azure estimates them, prompt
+  ``x-ratelimit-remaining-*`` (rai_lab.azure.quota: tokens per minute as Azure estimates them, prompt
   tokens + ``max_tokens`` x ``max(n, best_of)``, and 6 requests per minute per 1,000 TPM, over
   10-second windows); a request larger than the whole quota -> 429 at once, asking to retry after a
   day as Azure does, and saying how large it is; every answer carries ``x-ratelimit-remaining-*``,
@@ -27,18 +27,18 @@ The contract followed (as Azure OpenAI answers it):
   ``content_filter`` and no content (Azure's output filter).
 
 The package, by concern: ``server`` (routes and options), ``shapes`` (Azure's bodies and errors, per
-API version), ``limits`` (the quota, rai_lab.quota's, on the server's clock), ``text`` (the synthetic
-answers and their planted bias). ``python -m rai_lab.standin --key K`` runs it, as ``rai-lab standin`` does.
+API version), ``limits`` (the quota, rai_lab.azure.quota's, on the server's clock), ``text`` (the synthetic
+answers and their planted bias). ``python -m rai_lab.azure.standin --key K`` runs it, as ``rai-lab standin`` does.
 """
 
-from rai_lab.azure import STANDIN_HEADER, STANDIN_MARK
-from rai_lab.quota import Decision
-from rai_lab.standin.limits import RateLimiter
-from rai_lab.standin.server import (DEFAULT_DEPLOYMENTS, DEFAULT_FILTER_WORDS, DEFAULT_OUTPUT_FILTER_WORDS,
-                                    StandinConfig, StandinHandler, StandinServer, add_arguments, run_from_args)
-from rai_lab.standin.shapes import API_VERSIONS, REGION, annotations
-from rai_lab.standin.text import (BIAS_PROFILES, DEFAULT_BIAS, DEFAULT_MITIGATED_BIAS,
-                                  STEREOTYPED_SHARE_FEMALE, TRAITS, BiasProfile, compose_answer, count_tokens)
+from rai_lab.azure.provider import STANDIN_HEADER, STANDIN_MARK
+from rai_lab.azure.quota import Decision
+from rai_lab.azure.standin.limits import RateLimiter
+from rai_lab.azure.standin.server import (DEFAULT_DEPLOYMENTS, DEFAULT_FILTER_WORDS, DEFAULT_OUTPUT_FILTER_WORDS,
+                                          StandinConfig, StandinHandler, StandinServer, add_arguments, run_from_args)
+from rai_lab.azure.standin.shapes import API_VERSIONS, REGION, annotations
+from rai_lab.azure.standin.text import (BIAS_PROFILES, DEFAULT_BIAS, DEFAULT_MITIGATED_BIAS,
+                                        STEREOTYPED_SHARE_FEMALE, TRAITS, BiasProfile, compose_answer, count_tokens)
 
 __all__ = [
     "API_VERSIONS", "BIAS_PROFILES", "DEFAULT_BIAS", "DEFAULT_DEPLOYMENTS", "DEFAULT_FILTER_WORDS",

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
-from rai_lab import quota
-from rai_lab.azure import STANDIN_HEADER, STANDIN_MARK, user_prompt
-from rai_lab.standin import shapes
-from rai_lab.standin.limits import RateLimiter, refusal, remaining_headers
-from rai_lab.standin.text import (BIAS_PROFILES, DEFAULT_BIAS, DEFAULT_MITIGATED_BIAS, compose_answer, count_tokens,
-                                  prompt_text, prompt_tokens, truncate)
+from rai_lab.azure import quota
+from rai_lab.azure.provider import STANDIN_HEADER, STANDIN_MARK, user_prompt
+from rai_lab.azure.standin import shapes
+from rai_lab.azure.standin.limits import RateLimiter, refusal, remaining_headers
+from rai_lab.azure.standin.text import (BIAS_PROFILES, DEFAULT_BIAS, DEFAULT_MITIGATED_BIAS, compose_answer,
+                                        count_tokens, prompt_text, prompt_tokens, truncate)
 
 DEFAULT_FILTER_WORDS = ("kill", "bomb", "massacre")
 DEFAULT_OUTPUT_FILTER_WORDS: tuple[str, ...] = ()  # none: the lab's answers are never filtered by default

@@ -1,7 +1,7 @@
-"""The deployment's quota on the stand-in's side: rai_lab.quota's one implementation, on the server's
+"""The deployment's quota on the stand-in's side: rai_lab.azure.quota's one implementation, on the server's
 clock, and the 429s and headers it answers with.
 
-Each request counts as Azure's estimate (rai_lab.quota.cost): the stand-in's count of its prompt
+Each request counts as Azure's estimate (rai_lab.azure.quota.cost): the stand-in's count of its prompt
 tokens + max_tokens x max(n, best_of). A request larger than the whole quota is answered at once with
 Azure's 429 that asks to retry after a day; one over what is left of the minute, with a 429 that
 says when it will fit.
@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import time
 
-from rai_lab import quota
-from rai_lab.azure import NEVER_RETRY_SECONDS
-from rai_lab.standin import shapes
+from rai_lab.azure import quota
+from rai_lab.azure.provider import NEVER_RETRY_SECONDS
+from rai_lab.azure.standin import shapes
 
 
 class RateLimiter(quota.Quota):
-    """A deployment's quota (rai_lab.quota.Quota) as the stand-in applies it to each request it
+    """A deployment's quota (rai_lab.azure.quota.Quota) as the stand-in applies it to each request it
     receives. `time_scale` runs the quota's clock faster: at 60 a minute lasts a second (for tests);
     waits are in the quota's (simulated) seconds."""
 

@@ -8,7 +8,7 @@
   what a key looks like (to mask one pasted into a notebook);
 - what Azure's errors mean for a learner (`explain`) and how long Azure asks to wait (`retry_seconds`);
 - how an answer of the rai-lab stand-in says it is synthetic (`STANDIN_MARK`, `STANDIN_HEADER`).
-The stand-in server (rai_lab.standin) implements the same contract; the learner's kernel imports this
+The stand-in server (rai_lab.azure.standin) implements the same contract; the learner's kernel imports this
 module, never the server. Another provider (OpenAI's own API, say) is another module with these names.
 """
 
@@ -103,7 +103,7 @@ def user_prompt(request_json: object, default: str | None = "?") -> str | None:
 
 # -- the rai-lab stand-in --------------------------------------------------------------------------
 # How the stand-in server's answers say they are synthetic: in their system_fingerprint and in a
-# response header. A cassette recorded from it reads them for its provenance (rai_lab.cassette).
+# response header. A cassette recorded from it reads them for its provenance (rai_lab.azure.cassette.player).
 STANDIN_MARK = "rai-lab-standin"
 STANDIN_HEADER = "x-rai-lab-standin"
 
@@ -189,7 +189,7 @@ def explain(error: BaseException, lang: str = "fr") -> str | None:
 
 def _estimate(request, lang: str) -> str:
     """Azure's estimate of the request an error answered, as the learner reads a number ("?" if unreadable)."""
-    from rai_lab import quota
+    from rai_lab.azure import quota
 
     try:
         body = json.loads(request.content)

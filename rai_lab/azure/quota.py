@@ -13,7 +13,7 @@ a day (86,400 s), so the pacer refuses it at once, saying how large it is and wh
 The pacer keeps its own account of what it sent; it does not share the server's. Before the first
 answer it estimates prompt tokens from the characters (3 per token, an upper bound for English);
 then it learns the server's own count from each answer's ``usage.prompt_tokens``, corrects what it
-recorded, and estimates the next prompts at that rate. The stand-in server (rai_lab.standin) applies
+recorded, and estimates the next prompts at that rate. The stand-in server (rai_lab.azure.standin) applies
 the same ``Quota`` to what it receives, with its own token count.
 """
 
