@@ -31,7 +31,7 @@ STANDIN_KEY = "standin-test-key-0001"
 # batch left behind in /run and in the process table). The other modules share the cores as these end.
 BATCH_UNITS = {
     "batches-1": ("test_grading", "test_formgrader", "test_language", "test_batch_sandbox", "test_stop"),
-    "batches-2": ("test_hostile_grading", "test_databricks_exports", "test_classroom"),
+    "batches-2": ("test_hostile_grading", "test_databricks_exports", "test_classroom", "test_cluster"),
 }
 
 
