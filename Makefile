@@ -103,6 +103,13 @@ FORMGRADER_PORT ?= 8889
 formgrader: $(STAMP)
 	$(BIN)/rai-lab formgrader --out out/grades --assignment responsible-ai-fr --port $(FORMGRADER_PORT)
 
+## A Spark standalone cluster on 127.0.0.1 (a master and CLUSTER_WORKERS workers of one core) until Ctrl-C, to try
+## `rai-lab grade --master spark://127.0.0.1:PORT` (docs/cluster.md).
+CLUSTER_WORKERS ?= 2
+.PHONY: cluster
+cluster: $(STAMP) system-deps
+	$(BIN)/python -m rai_lab.grading.cluster.standalone --workers $(CLUSTER_WORKERS)
+
 ## A classroom on this machine (needs root): a JupyterHub on 127.0.0.1 for ROSTER (CSV: login,name,language), one
 ## Unix account each (passwords printed once), nbgrader's exchange, the course released, sealed grading from the
 ## instructor's page. Ctrl-C or `make classroom-stop` stops it; `rai-lab classroom remove` deletes accounts and course.
