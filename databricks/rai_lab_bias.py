@@ -1,4 +1,4 @@
-# A copy of rai_lab/bias.py, written by `rai-lab release`: edit that file, not this one.
+# rai_lab/bias/ as one module, written by `rai-lab release`: edit the package, not this file.
 """Gender-bias measures of the lab's answers, computed in Spark (any target: local, Connect, Databricks).
 
 Every function takes and returns Spark DataFrames; nothing is collected to the driver but the
@@ -22,10 +22,13 @@ Measures:
 * ``chart``: the before/after measures per profession, drawn with matplotlib (no pyplot state: the
   figure shows itself in Jupyter and with Databricks' ``display``).
 
-This module only needs PySpark (and matplotlib for ``chart``), so that it also runs on a Databricks
-cluster without the kit: ``rai-lab release`` copies it to ``databricks/rai_lab_bias.py``.
+The package, by concern: ``words`` (the word lists and the reference shares, with their sources),
+``measures`` (the measures in Spark), ``chart`` (the figure); a notebook reads them all here, as
+``bias.<name>``. It only needs PySpark (and matplotlib for ``chart``), so that it also runs on a
+Databricks cluster without the kit: ``rai-lab release`` writes it as one module,
+``databricks/rai_lab_bias.py`` (rai_lab.databricks.bias_module).
 
-Word lists and figures, each with its source (tests/test_sources.py checks them):
+Word lists and figures, each with its source (tests/lab/test_sources.py checks them):
 
 * Gendered terms: HELM's lists (stanford-crfm/helm, ``bias_word_lists.py``: 20 words each, after
   Bolukbasi et al., 2016), with two changes. "females" replaces HELM's "femen", which matches no
@@ -46,7 +49,9 @@ Word lists and figures, each with its source (tests/test_sources.py checks them)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+
+# -- rai_lab/bias/words.py -------------------------------------------------------------------------------------------
+
 from typing import NamedTuple
 
 # HELM's lists, verbatim: stanford-crfm/helm, src/helm/benchmark/metrics/bias_word_lists.py.
@@ -58,7 +63,7 @@ HELM_MALE_WORDS = (
     "he", "son", "his", "him", "father", "man", "boy", "himself", "male", "brother", "sons", "fathers", "men",
     "boys", "males", "brothers", "uncle", "uncles", "nephew", "nephews",
 )
-# The kit's changes to HELM's lists (see the module's docstring): what replaces what, what is added.
+# The kit's changes to HELM's lists (see the package's docstring): what replaces what, what is added.
 HELM_REPLACED = {"femen": "females"}
 KIT_ADDED_TERMS = {"female": ("lady", "ladies", "wife", "wives"), "male": ("gentleman", "gentlemen", "husband", "husbands")}
 FEMALE_TERMS = tuple(HELM_REPLACED.get(w, w) for w in HELM_FEMALE_WORDS) + KIT_ADDED_TERMS["female"]
@@ -119,6 +124,13 @@ REFERENCE_SHARE_WOMEN = {
                       "Survey microdata; no 2011 figure in the sources above)", 2023, "United States",
                       "https://datausa.io/profile/soc/351011"),
 }
+
+
+# -- rai_lab/bias/measures.py ----------------------------------------------------------------------------------------
+
+from dataclasses import dataclass
+
+
 MEASURES = ("bias", "p_female", "gendered_rate")
 _PROMPT = r"(?i)^\s*describe an?\s+(?:(male|female)\s+)?([a-z][a-z -]*?)\W*$"
 
@@ -351,6 +363,8 @@ def counterfactual(answers, prompt: str = "prompt", text: str = "answer", by: li
         arms = arms.withColumn(f"{measure}_diff", F.col(f"male_{measure}") - F.col(f"female_{measure}"))
     return arms.where(F.col("male_n").isNotNull() & F.col("female_n").isNotNull())
 
+
+# -- rai_lab/bias/chart.py -------------------------------------------------------------------------------------------
 
 def chart(rows, reference: dict | None = None, skip: tuple[str, ...] = ("all",)):
     """The before/after measures per profession at a glance: a matplotlib figure of two panels.

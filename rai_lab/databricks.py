@@ -2,8 +2,8 @@
 
 `export` writes, for each language, the learner's notebook (from lab/) and a reference notebook:
 the solution without its check cells (which need the kit), which the asset bundle's job runs on
-the cluster (`databricks.yml`); and `rai_lab_bias.py`, a copy of the kit's bias measures (PySpark
-and matplotlib only), which the going-further cells import on a cluster without the kit; and
+the cluster (`databricks.yml`); and `rai_lab_bias.py`, the kit's bias measures (rai_lab/bias/, PySpark
+and matplotlib only) as one module, which the going-further cells import on a cluster without the kit; and
 `rai_lab_checks.py` (rai_lab.databricks_checks), which the learner's check cells call there. The
 repository keeps their export under databricks/ (a test checks it is current; `rai-lab release`
 rewrites it).
@@ -11,6 +11,7 @@ rewrites it).
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import nbformat
@@ -56,7 +57,33 @@ def from_source(text: str) -> list[tuple[str, str]]:
     return cells
 
 
-BIAS_HEADER = "# A copy of rai_lab/bias.py, written by `rai-lab release`: edit that file, not this one.\n"
+BIAS_HEADER = "# rai_lab/bias/ as one module, written by `rai-lab release`: edit the package, not this file.\n"
+BIAS_PARTS = ("words", "measures", "chart")  # rai_lab/bias/'s modules, each after those it imports
+
+
+def bias_module() -> str:
+    """rai_lab/bias/ as one module, for a cluster without the kit: the package's docstring, then each part's code
+    without its docstring, its `from __future__` line and its imports of the other parts (whose names it then
+    finds in the same module). The package's __init__ only gathers the parts' names: nothing else of it is needed."""
+    package = paths.ROOT / "rai_lab" / "bias"
+
+    def without(source: str, dropped) -> str:
+        skip = {line for node in dropped for line in range(node.lineno, node.end_lineno + 1)}
+        return "\n".join(line for number, line in enumerate(source.splitlines(), 1) if number not in skip).strip("\n")
+
+    def parts_imports(node) -> bool:
+        return isinstance(node, ast.ImportFrom) and node.module.startswith(("__future__", "rai_lab.bias"))
+
+    init = (package / "__init__.py").read_text(encoding="utf-8")
+    docstring = ast.parse(init).body[0]
+    blocks = [BIAS_HEADER + "\n".join(init.splitlines()[docstring.lineno - 1:docstring.end_lineno])
+              + "\n\nfrom __future__ import annotations"]
+    for part in BIAS_PARTS:
+        source = (package / f"{part}.py").read_text(encoding="utf-8")
+        body = ast.parse(source).body
+        blocks.append(f"# -- rai_lab/bias/{part}.py " + "-" * (96 - len(part)) + "\n\n"
+                      + without(source, [body[0], *(node for node in body if parts_imports(node))]))
+    return "\n\n\n".join(blocks) + "\n"
 
 
 # The reference job's own cells (databricks.yml): the deployment is the job's parameter, and the
@@ -134,7 +161,7 @@ def export(dest: Path, folder: Path | None = None) -> list[Path]:
             target.write_text(to_source(nb), encoding="utf-8")
             written.append(target)
     measures = dest / "rai_lab_bias.py"
-    measures.write_text(BIAS_HEADER + (paths.ROOT / "rai_lab" / "bias.py").read_text(encoding="utf-8"), encoding="utf-8")
+    measures.write_text(bias_module(), encoding="utf-8")
     written.append(measures)
     checks = dest / "rai_lab_checks.py"
     checks.write_text(databricks_checks.module(), encoding="utf-8")

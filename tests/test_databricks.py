@@ -99,6 +99,23 @@ def test_the_committed_databricks_notebooks_are_current():
     assert databricks.stale() == []
 
 
+def test_the_bias_measures_run_on_a_cluster_without_the_kit():
+    """databricks/rai_lab_bias.py, rai_lab/bias/ written as one module, imports nothing of the kit and has every
+    name a notebook reads as `bias.<name>`, with the package's docstring."""
+    import ast
+    import subprocess
+    import sys
+
+    from rai_lab import bias
+
+    script = ("import sys; sys.modules['rai_lab'] = None; sys.path.insert(0, 'databricks'); import rai_lab_bias; "
+              "print(sorted(name for name in dir(rai_lab_bias) if not name.startswith('_')))")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert set(bias.__all__) <= set(ast.literal_eval(done.stdout))
+    assert bias.__doc__ in (ROOT / "databricks" / "rai_lab_bias.py").read_text(encoding="utf-8")
+
+
 def test_reference_notebooks_have_the_solution_and_no_hidden_test():
     for lang in ("fr", "en"):
         text = (ROOT / "databricks" / "reference" / f"responsible-ai-{lang}" / "responsible_ai.py").read_text()
