@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rai_lab import paths
+from rai_lab.spark import cds
 from rai_lab.spark import session as spark_mod
 from rai_lab.errors import JavaMissingError, RaiLabError
 from rai_lab.messages import say
@@ -122,7 +123,7 @@ def start(port: int = DEFAULT_PORT, state: Path | None = None, timeout: float = 
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.shuffle.partitions": "2",
         "spark.sql.warehouse.dir": str(state / "warehouse"),
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={state} {java_options}".strip(),
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={state} {cds.with_archive(java_options)}".strip(),
         **(conf or {}),
     }
     args = [str(spark_home() / "sbin" / "start-connect-server.sh")]

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from rai_lab.errors import JavaMissingError, RaiLabError
 from rai_lab.messages import say
+from rai_lab.spark import cds
 
 LOCAL_CONF = {
     "spark.master": "local[1]",
@@ -156,7 +157,7 @@ def _local_session(spec: str | None, lang: str):
         **DISPLAY_CONF,
         "spark.sql.warehouse.dir": str(scratch / "warehouse"),
         "spark.local.dir": str(scratch),
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={scratch} {SMALL_DATA_JAVA_OPTIONS}",
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={scratch} {cds.with_archive(SMALL_DATA_JAVA_OPTIONS)}",
     }
     _launch_quiet_gateway(conf, scratch / "spark-driver.log")
     builder = SparkSession.builder
