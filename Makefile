@@ -48,17 +48,18 @@ lab: $(STAMP)
 grade: $(STAMP) system-deps
 	$(BIN)/rai-lab grade tests/submissions --assignment responsible-ai-fr --out out/grades
 
-## The whole test suite (on every core: pytest-xdist, split as tests/conftest.py says), then the HTTP
-## tests again with the newest openai release, then the lab through Databricks Connect (its own
-## environment) against a local Spark Connect server. The three environments' dependencies, and the
-## classroom's (Debian's nodejs and npm, configurable-http-proxy, the accounts' Python), install side by side
-## first (pip, apt and npm wait on the network and the disk as much as on a core); the project itself goes
-## into each one after the other. It prints how long it took: 21 min 4 s on 2 cores from a fresh
-## clone on 7018999 (the goal is 15).
+## The whole test suite (on every core: pytest-xdist, split as tests/conftest.py says), and beside it the HTTP
+## tests again with the newest openai release and the lab through Databricks Connect (its own environment)
+## against a local Spark Connect server (each one's output printed when it ends). The three environments'
+## dependencies, the classroom's (Debian's nodejs and npm, configurable-http-proxy, the accounts' Python) and
+## Spark's class archive are made side by side first (pip, apt and npm wait on the network and the disk as much
+## as on a core); the project itself goes into each environment one after the other (pip builds it in place).
+## It prints how long it took: 21 min 4 s on 2 cores from a fresh clone on 7018999 (the goal is 15).
 test:
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory -j4 $(STAMP) $(LATEST)/.deps $(DATABRICKS)/.deps classroom-deps spark-archive && \
-	$(MAKE) --no-print-directory test-main test-openai-latest test-databricks; status=$$?; \
+	$(MAKE) --no-print-directory $(LATEST)/.installed $(DATABRICKS)/.installed && \
+	$(MAKE) --no-print-directory -j3 --output-sync=target test-main test-openai-latest test-databricks; status=$$?; \
 	took=$$(( $$(date +%s) - start )); echo "make test: $$((took / 60)) min $$((took % 60)) s (exit $$status)"; exit $$status
 
 ## The inner loop (about 20 seconds): the tests that start no kernel, no Spark and no browser.
@@ -80,7 +81,7 @@ $(LATEST)/.installed: $(LATEST)/.deps
 
 test-openai-latest: $(LATEST)/.installed
 	@$(LATEST)/bin/python -c "import openai; print('newest openai:', openai.__version__)"
-	$(LATEST)/bin/python -m pytest -m http tests/azure/test_standin.py tests/azure/test_cassette.py tests/azure/test_quota.py
+	$(LATEST)/bin/python -m pytest -p no:cacheprovider --basetemp=$$(mktemp -d -t rai-lab-openai-latest-XXXX) -m http tests/azure/test_standin.py tests/azure/test_cassette.py tests/azure/test_quota.py
 
 ## Databricks Connect in its own environment (it ships its own pyspark): .venv-databricks/bin/rai-lab run --spark databricks
 databricks-env: $(DATABRICKS)/.installed
@@ -96,7 +97,8 @@ $(DATABRICKS)/.installed: $(DATABRICKS)/.deps
 	touch $@
 
 test-databricks: $(STAMP) $(DATABRICKS)/.installed
-	RAI_LAB_DATABRICKS_PYTHON=$(DATABRICKS)/bin/python $(BIN)/python -m pytest -m databricks tests/test_databricks_connect.py
+	RAI_LAB_DATABRICKS_PYTHON=$(DATABRICKS)/bin/python $(BIN)/python -m pytest -p no:cacheprovider \
+		--basetemp=$$(mktemp -d -t rai-lab-databricks-XXXX) -m databricks tests/test_databricks_connect.py
 
 ## The learner's JupyterLab on lab/ (check cells, nbgrader's Validate; no instructor tools), on 127.0.0.1.
 PORT ?= 8888
