@@ -180,6 +180,7 @@ class ClusterGrader(Grader):
         self.learners_per_task = learners_per_task
         self.context = None
         self.cluster: dict = {}  # what the cluster did: tasks, hosts, tries, shipping costs (timings.json has it)
+        self.gradebook = None  # the driver's gradebook, open while the answers are merged
         self.course_blob = b""  # the course the executors get (`shipped_course`), prepared beside the local batch's
         self._started: threading.Thread | None = None
         self._start_error: BaseException | None = None
@@ -216,9 +217,15 @@ class ClusterGrader(Grader):
         where = f" on {len(hosts)} executor host{'s' if len(hosts) != 1 else ''} ({', '.join(hosts)})" if hosts else ""
         return f"bubblewrap, a uid block per task{where}, loopback only (Spark cluster {self.master})"
 
+    @property
+    def spark_summary(self) -> str:
+        """The local summary's, said of the cluster's tasks: each task's grading worker has its own server."""
+        return super().spark_summary.replace(f"per worker ({self.workers})", "per task")
+
     # -- what the executors get ----------------------------------------------------------------------------
     def task_config(self, course: bytes) -> dict:
-        return {"assignment": self.assignment, "lang": self.lang, "spark": self.spark, "illustrations": self.illustrations,
+        return {"assignment": self.assignment, "lang": self.lang, "spark": self.spark,
+                "illustrations": self.illustrations,
                 "limits_used": {k: v for k, v in self.limits_used.items()}, "sandbox_limits": asdict(self.limits),
                 "kit": host.fingerprint(self.assignment), "course": course}
 
@@ -248,12 +255,24 @@ class ClusterGrader(Grader):
             self.merge_gradebook(learner, record["gradebook"])
 
     def merge_gradebook(self, learner: str, rows: dict) -> None:
+        from nbgrader.api import Gradebook
+
+        if self.gradebook is None:  # one for the batch (opening one costs about 40 ms), in the accumulator's thread
+            self.gradebook = Gradebook(f"sqlite:///{self.course / 'gradebook.db'}")
+        gb = self.gradebook
+        try:
+            self._merge_rows(gb, learner, rows)
+        except Exception:
+            gb.db.rollback()  # the batch's session stays usable for the next learner
+            raise
+
+    def _merge_rows(self, gb, learner: str, rows: dict) -> None:
         import warnings
 
-        from nbgrader.api import Gradebook, MissingEntry
+        from nbgrader.api import MissingEntry
         from sqlalchemy.exc import SAWarning
 
-        with Gradebook(f"sqlite:///{self.course / 'gradebook.db'}") as gb, warnings.catch_warnings():
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", SAWarning)  # nbgrader's add_submission on a learner graded before
             gb.update_or_create_student(learner)
             try:
@@ -293,7 +312,8 @@ class ClusterGrader(Grader):
         course = self.course_blob
         payloads = {sub.learner: self.payload(sub) for sub in pending}
         self.cluster["payloads_s"] = time.monotonic() - started
-        self.cluster["payload_bytes"] = sorted(len(p["notebook"]) + len(p["cassette"] or b"") for p in payloads.values())
+        self.cluster["payload_bytes"] = sorted(len(p["notebook"]) + len(p["cassette"] or b"")
+                                               for p in payloads.values())
         config = context.broadcast(self.task_config(course))
         self.cluster["course_bytes"] = len(course)
         group = f"rai-lab-{uuid.uuid4().hex[:12]}"
@@ -328,7 +348,13 @@ class ClusterGrader(Grader):
                 if self.stopping.is_set():
                     raise RaiLabError("the batch was stopped")
                 remaining = [sub for sub in remaining if sub.learner not in sink.outcomes]
-                if error is None or not remaining:
+                if not remaining:
+                    continue
+                if error is None:  # every task answered, some answers could not be merged: tried again, once
+                    if len(sink.outcomes) == before:
+                        for sub in remaining:
+                            failed[sub.learner] = "; ".join(sink.errors[-3:])[:300] or "no answer"
+                        remaining = []
                     continue
                 detail = _spark_error(error)
                 match = FAILED_TASK.search(str(error))
@@ -342,9 +368,13 @@ class ClusterGrader(Grader):
                     remaining = []
         finally:
             bar.close()
+            if self.gradebook is not None:
+                self.gradebook.close()
+                self.gradebook = None
             self.cluster.update(tasks=sink.tasks, rounds=rounds, doubled=sink.doubled, errors=sink.errors,
-                                learners_per_task=size, tries=tries, merge_s=sink.merge_s, slots=slots, graded_where=sink.records,
-                                failed_every_try=sorted(failed), seconds=time.monotonic() - clock)
+                                learners_per_task=size, tries=tries, merge_s=sink.merge_s, slots=slots,
+                                graded_where=sink.records, failed_every_try=sorted(failed),
+                                seconds=time.monotonic() - clock)
             self.timings["cluster"] = self.cluster
         results = dict(sink.outcomes)
         for learner, detail in failed.items():

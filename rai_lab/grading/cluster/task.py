@@ -88,7 +88,8 @@ class TaskGrader(Grader):
         files = pack(self.course, [f"{step}/{learner}" for step in ("autograded", "feedback")])
         log = self.work / "logs" / f"{learner}.log"
         return {"learner": learner, "outcome": asdict(outcome), "files": files,
-                "log": zlib.compress(log.read_bytes()) if log.exists() else b"", "gradebook": self.gradebook_rows(learner)}
+                "log": zlib.compress(log.read_bytes()) if log.exists() else b"",
+                "gradebook": self.gradebook_rows(learner)}
 
     def gradebook_rows(self, learner: str) -> dict | None:
         """The learner's submission in this task's gradebook (scores and comments of each cell), or None."""
