@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rai_lab import events, paths, tables, tracebacks
-from rai_lab.azure import provider, quota
+from rai_lab.azure import pacing, provider
 from rai_lab.azure.cassette import player
 from rai_lab.azure.cassette.files import display_path, provenance_line, provenance_of
 from rai_lab.errors import CassetteError, RaiLabError
@@ -35,14 +35,14 @@ class KitSession:
     provenance: dict = field(default_factory=dict)
     context: object = None
     spark: object = None
-    pacer: quota.Pacer | None = None
+    pacer: pacing.Pacer | None = None
     spark_start: SparkStart | None = None
 
     def stop(self) -> None:
         if self.spark_start is not None:
             self.spark_start.wait()
         if self.pacer is not None:
-            quota.uninstall()
+            pacing.uninstall()
             self.pacer = None
         if self.context is not None:
             self.context.__exit__(None, None, None)
@@ -115,10 +115,10 @@ def start(mode: str = "replay", deployment: str = "gpt-35-turbo", cassette=None,
     else:
         print(say("banner_live", lang, cassette=shown))
         if tpm:
-            session.pacer = quota.Pacer(int(tpm), lang=lang, time_scale=quota.time_scale())
-            quota.install(session.pacer)
-            exercise = quota.plan(EXERCISE_CALLS, int(tpm))
-            further = quota.plan(EXERCISE_CALLS + FURTHER_CALLS, int(tpm)) - exercise
+            session.pacer = pacing.Pacer(int(tpm), lang=lang, time_scale=pacing.time_scale())
+            pacing.install(session.pacer)
+            exercise = pacing.plan(EXERCISE_CALLS, int(tpm))
+            further = pacing.plan(EXERCISE_CALLS + FURTHER_CALLS, int(tpm)) - exercise
             shown_tpm = f"{int(tpm):,}".replace(",", say("thousands_separator", lang))
             print(say("banner_quota", lang, tpm=shown_tpm, exercise=round(exercise), further=max(1, round(further / 60))))
     shell = _shell()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rai_lab import events, paths
 from rai_lab.azure.cassette import player, scrub
-from rai_lab.azure.provider import DEFAULT_API_VERSION, VARIABLES as AZURE_VARS, live_problems  # noqa: F401 - re-exported
+from rai_lab.azure.provider import DEFAULT_API_VERSION, VARIABLES as AZURE_VARS, live_problems
 from rai_lab.azure.standin import DEFAULT_DEPLOYMENTS, StandinConfig, StandinServer
 from rai_lab.cells import is_check
 from rai_lab.errors import RaiLabError

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rai_lab import events
 from rai_lab.azure import provider
-from rai_lab.azure.quota import RequestTooLarge
+from rai_lab.azure.pacing import RequestTooLarge
 from rai_lab.errors import CassetteMissError, RaiLabError
 from rai_lab.messages import say
 

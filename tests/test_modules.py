@@ -150,6 +150,6 @@ def test_the_kernel_imports_no_server_code():
     nothing of the grader's processes nor of the classroom (tests/azure/test_cassette.py checks the same in a
     Python that imports them)?"""
     kernel = set().union(*(loaded_with(name) for name in
-                           ("rai_lab.kit", "rai_lab.checking", "rai_lab.azure.cassette.player", "rai_lab.azure.quota")))
-    assert {"rai_lab.azure.provider", "rai_lab.spark.session"} <= kernel
+                           ("rai_lab.kit", "rai_lab.checking", "rai_lab.azure.cassette.player", "rai_lab.azure.pacing")))
+    assert {"rai_lab.azure.provider", "rai_lab.azure.quota", "rai_lab.spark.session"} <= kernel
     assert sorted(name for name in kernel if name.startswith(SERVERS)) == []

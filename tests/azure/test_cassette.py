@@ -355,7 +355,7 @@ def test_the_kernel_imports_no_server_code():
     import subprocess
     import sys
 
-    script = ("import sys, rai_lab.kit, rai_lab.checking, rai_lab.azure.cassette.player, rai_lab.azure.quota\n"
+    script = ("import sys, rai_lab.kit, rai_lab.checking, rai_lab.azure.cassette.player, rai_lab.azure.pacing\n"
               "print(sorted(m for m in sys.modules if 'standin' in m or m == 'rai_lab.spark.server'))")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -1,5 +1,5 @@
-"""Pacing to the deployment's quota (rai_lab.azure.quota), the 429 hint's wait, the live-mode preconditions, and what
-the answers check says of an answer Azure's output filter withheld."""
+"""Pacing to the deployment's quota (rai_lab.azure.pacing, on rai_lab.azure.quota's account), the 429 hint's wait,
+the live-mode preconditions, and what the answers check says of an answer Azure's output filter withheld."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from rai_lab import runner
-from rai_lab.azure import provider as hints, quota
+from rai_lab.azure import pacing, quota
+from rai_lab.azure import provider as hints
 
 BODY = {"messages": [{"role": "system", "content": "x" * 297}, {"role": "user", "content": "Describe a nurse."}],
         "max_tokens": 100, "n": 10}
@@ -32,7 +32,7 @@ class Clock:
 def pacer(tpm=5000, **options):
     clock = Clock()
     shown = []
-    made = quota.Pacer(tpm, clock=clock, sleep=clock.sleep, show=lambda waited, left: shown.append(left),
+    made = pacing.Pacer(tpm, clock=clock, sleep=clock.sleep, show=lambda waited, left: shown.append(left),
                        report=False, **options)
     return made, clock, shown
 
@@ -51,8 +51,8 @@ def test_calls_that_fit_go_at_once_and_the_next_waits_exactly_for_the_quota():
     assert made.before(300) == 0
     clock.now = 30.0
     waited = made.before(200)  # 900 of 1000 used until the first 600 leave the minute (t=60, plus the margin)
-    assert waited == pytest.approx(60 + quota.MARGIN - 30)
-    assert clock.now == pytest.approx(60 + quota.MARGIN)
+    assert waited == pytest.approx(60 + pacing.MARGIN - 30)
+    assert clock.now == pytest.approx(60 + pacing.MARGIN)
     assert shown[-1] == 0 and shown[0] == pytest.approx(waited)  # the wait shown, then done
 
 
@@ -60,7 +60,7 @@ def test_the_request_rate_is_paced_too():
     made, clock, _ = pacer(tpm=5000)  # 30 RPM: 5 requests in any 10 s
     for _ in range(5):
         assert made.before(100) == 0
-    assert made.before(100) == pytest.approx(10 + quota.MARGIN)
+    assert made.before(100) == pytest.approx(10 + pacing.MARGIN)
 
 
 def test_the_server_count_corrects_the_account_and_the_next_estimate():
@@ -82,20 +82,20 @@ def test_a_call_larger_than_the_whole_quota_is_refused_at_once(lang, words):
     """tpm = 1000 and a going-further call (n=10, max_tokens=100): it could never fit. Refused at once, before
     sending, with its size, the quota and what to change; it used to wait forever."""
     made, clock, shown = pacer(tpm=1000, lang=lang)
-    with pytest.raises(quota.RequestTooLarge) as caught:
+    with pytest.raises(pacing.RequestTooLarge) as caught:
         made.before_request(BODY)
     assert clock.slept == [] and shown == [] and not made.sent and made.requests == 0
     for word in words:
         assert word in str(caught.value), word
-    with pytest.raises(quota.RequestTooLarge):
+    with pytest.raises(pacing.RequestTooLarge):
         made.before(1001)
     assert made.before(1000) == 0  # the whole quota fits
-    assert not issubclass(quota.RequestTooLarge, Exception)  # openai would turn it into "Connection error."
+    assert not issubclass(pacing.RequestTooLarge, Exception)  # openai would turn it into "Connection error."
 
 
 def test_the_plan_leaves_out_the_calls_that_can_never_fit():
     """The kit cell's announced wait at tpm = 1000: the exercise's calls only, the going-further ones being refused."""
-    assert quota.plan([180] * 10 + [1100] * 30, 1000) == quota.plan([180] * 10, 1000) > 0
+    assert pacing.plan([180] * 10 + [1100] * 30, 1000) == pacing.plan([180] * 10, 1000) > 0
 
 
 @pytest.mark.http
@@ -107,27 +107,27 @@ def test_the_openai_client_gets_the_refusal_at_once_and_nothing_reaches_azure(tm
     from conftest import lab_messages, running_standin
 
     log = tmp_path / "standin.jsonl"
-    made = quota.Pacer(1000, lang="en", report=False)
+    made = pacing.Pacer(1000, lang="en", report=False)
     with running_standin("--tpm", "1000", "--log", str(log)) as (endpoint, key):
         client = openai.AzureOpenAI(azure_endpoint=endpoint, api_key=key, api_version="2023-03-15-preview")
-        quota.install(made)
+        pacing.install(made)
         try:
-            with pytest.raises(quota.RequestTooLarge, match="more than the deployment's whole quota"):
+            with pytest.raises(pacing.RequestTooLarge, match="more than the deployment's whole quota"):
                 client.chat.completions.create(model="gpt-35-turbo", messages=lab_messages("Describe a chef."),
                                                max_tokens=100, n=10, temperature=1.0)
             client.chat.completions.create(model="gpt-35-turbo", messages=lab_messages("Describe a chef."),
                                            max_tokens=100)
         finally:
-            quota.uninstall()
+            pacing.uninstall()
     assert [line["status"] for line in map(json.loads, log.read_text().splitlines())] == [200]
 
 
 def test_the_plan_says_how_long_the_lab_waits_at_the_exercises_quota():
-    exercise = quota.plan([180] * 10, 5000)
-    everything = quota.plan([180] * 10 + [1100] * 30, 5000)
+    exercise = pacing.plan([180] * 10, 5000)
+    everything = pacing.plan([180] * 10 + [1100] * 30, 5000)
     assert 5 < exercise < 20  # the request rate: 5 in 10 s
     assert 5 * 60 < everything - exercise < 9 * 60  # about 30 x 1,100 tokens at 5,000 a minute
-    assert quota.plan([180] * 10 + [1100] * 30, 50_000) < everything / 5
+    assert pacing.plan([180] * 10 + [1100] * 30, 50_000) < everything / 5
 
 
 @pytest.mark.parametrize(
@@ -155,7 +155,7 @@ def test_the_429_hint_waits_as_azure_says(headers, seconds):
     ],
 )
 def test_live_mode_preconditions(environ, problems):
-    found = runner.live_problems(environ, "en")
+    found = hints.live_problems(environ, "en")
     assert len(found) == problems, found
     assert all("AZURE_OPENAI_" in problem for problem in found)
 

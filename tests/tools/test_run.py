@@ -11,7 +11,7 @@ import yaml
 from conftest import CASSETTES, LOADED, NEUTRAL, SOLUTIONS, rai_lab_command, running_standin
 
 from rai_lab import runner
-from rai_lab.azure import quota
+from rai_lab.azure import pacing
 from rai_lab.azure.standin import RateLimiter
 
 pytestmark = [pytest.mark.notebook, pytest.mark.spark]
@@ -101,13 +101,13 @@ def test_live_run_paces_to_the_quota_and_records_the_learners_cassette_without_s
     ever reaches the server's door, the pacing waits no more than 10% over what the quota requires, and
     the learner's cassette is written beside the output with no key anywhere.
 
-    The pacer's margin (quota.MARGIN, 1 s of quota time for the request's way to the server) is 50 ms here.
+    The pacer's margin (pacing.MARGIN, 1 s of quota time for the request's way to the server) is 50 ms here.
     At 60 (a minute in a second) it was 17 ms, less than a request can wait for a core while `make test`
     keeps both busy: the server then counted a request later than the pacer did, and answered a 429."""
     log = tmp_path / "standin.jsonl"
     with running_standin("--tpm", "5000", "--time-scale", "20", "--log", str(log)) as (endpoint, key):
         result = runner.run(lang="fr", mode="live", out_dir=tmp_path, progress=False,
-                            env={**live_env(endpoint, key), quota.TIME_SCALE_ENV: "20"})
+                            env={**live_env(endpoint, key), pacing.TIME_SCALE_ENV: "20"})
     assert result.ok, result.error
     requests = [json.loads(line) for line in log.read_text().splitlines()]
     assert [r["status"] for r in requests] == [200] * 40  # not one 429, not even one the client retried
