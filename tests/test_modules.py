@@ -19,10 +19,16 @@ def module_name(path: Path) -> str:
 MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
 
 
-def imports(path: Path):
-    """(module, name or None) of each import of the package's that runs (those under `if TYPE_CHECKING:` do not)."""
+FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+
+
+def imports(path: Path, at_load: bool = False):
+    """(module, name or None) of each import of the package's that runs (those under `if TYPE_CHECKING:` do not);
+    `at_load`: only those that run when the module is imported (not those in a function, until it is called)."""
     def walk(node):
         for child in ast.iter_child_nodes(node):
+            if at_load and isinstance(child, FUNCTIONS):
+                continue
             if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
                 for other in child.orelse:
                     yield from walk_one(other)
@@ -100,33 +106,6 @@ SERVERS = ("rai_lab.azure.standin", "rai_lab.spark.server", "rai_lab.grading.ins
            "rai_lab.classroom")
 
 
-def imports_at_load(path: Path):
-    """The package's modules a module's import runs: its imports outside functions (those in a function run only
-    when it is called; those under `if TYPE_CHECKING:` never)."""
-    def walk(node):
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-                continue
-            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
-                for other in child.orelse:
-                    yield from walk_one(other)
-            else:
-                yield from walk_one(child)
-
-    def walk_one(node):
-        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("rai_lab"):
-            for alias in node.names:
-                yield node.module, alias.name
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name.startswith("rai_lab"):
-                    yield alias.name, None
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-            yield from walk(node)
-
-    yield from walk(ast.parse(path.read_text(encoding="utf-8")))
-
-
 def loaded_with(name: str) -> set[str]:
     """The package's modules that importing `name` loads: its imports at load time, their packages' __init__ too,
     and so on."""
@@ -139,7 +118,7 @@ def loaded_with(name: str) -> set[str]:
         seen.add(current)
         parts = current.split(".")
         todo += [".".join(parts[:i]) for i in range(2, len(parts))]
-        for module, imported in imports_at_load(MODULES[current]):
+        for module, imported in imports(MODULES[current], at_load=True):
             todo.append(f"{module}.{imported}" if imported and f"{module}.{imported}" in MODULES else module)
     return seen
 
