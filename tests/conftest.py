@@ -7,6 +7,7 @@ with the newest openai release (`make test-openai-latest`), which has neither.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -30,8 +31,8 @@ STANDIN_KEY = "standin-test-key-0001"
 # graders on one machine do (each batch claims uids of its own, and each test looks only for what its own
 # batch left behind in /run and in the process table). The other modules share the cores as these end.
 BATCH_UNITS = {
-    "batches-1": ("test_grading", "test_formgrader", "test_language", "test_batch_sandbox", "test_stop"),
-    "batches-2": ("test_hostile_grading", "test_databricks_exports", "test_classroom", "test_cluster"),
+    "batches-1": ("test_grading", "test_cluster", "test_formgrader", "test_language", "test_batch_sandbox", "test_stop"),
+    "batches-2": ("test_hostile_grading", "test_databricks_exports", "test_classroom"),
 }
 
 
@@ -87,6 +88,35 @@ def machine_cache(tmp_path_factory):
     cache = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "xdg-cache"
     cache.mkdir(exist_ok=True)
     os.environ["XDG_CACHE_HOME"] = str(cache)
+
+
+SUBMISSIONS = ROOT / "tests" / "submissions"
+# The sample class graded in one batch: every sample but the endless loop, which test_grading's test_time_limits
+# grades (a loop costs its cell limit twice in a batch of several workers: stopped there, then graded again alone).
+SAMPLE_CLASS_LEFT_OUT = {"endless-loop"}
+SAMPLE_CLASS_LIMITS = ("--cell-timeout", "30", "--timeout", "400")
+INSTRUCTOR_SECRETS = {
+    "AZURE_OPENAI_API_KEY": "instructor-azure-key-7f3a9c",
+    "DATABRICKS_TOKEN": "dapi-instructor-token-51b2",
+    "MY_SERVICE_SECRET": "instructor-secret-e81d",
+}
+
+
+@pytest.fixture(scope="session")
+def graded_class(tmp_path_factory):
+    """The sample class graded once, with the instructor's secrets in the grader's environment: (out, work, stdout).
+    Session-wide: test_grading checks it, and test_cluster compares a cluster's rows with it (both in one batch
+    unit, BATCH_UNITS, so that one xdist worker grades it once)."""
+    out = tmp_path_factory.mktemp("grades")
+    work = tmp_path_factory.mktemp("work")
+    class_dir = tmp_path_factory.mktemp("class") / "submissions"
+    shutil.copytree(SUBMISSIONS, class_dir, ignore=lambda folder, names: {
+        name for name in names if Path(name).stem in SAMPLE_CLASS_LEFT_OUT} if Path(folder) == SUBMISSIONS else set())
+    done = rai_lab_command("grade", str(class_dir), "--assignment", "responsible-ai-fr", "--out", str(out),
+                           "--work", str(work), *SAMPLE_CLASS_LIMITS, "--no-progress", env=INSTRUCTOR_SECRETS,
+                           timeout=3000)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out, work, done.stdout
 
 
 @pytest.fixture(scope="module")

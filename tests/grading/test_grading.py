@@ -15,12 +15,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import LAB, ROOT, SOLUTIONS, rai_lab_command
+from conftest import INSTRUCTOR_SECRETS, LAB, ROOT, SAMPLE_CLASS_LEFT_OUT, SOLUTIONS, SUBMISSIONS, rai_lab_command
 
 
 pytestmark = [pytest.mark.notebook, pytest.mark.spark]
 
-SUBMISSIONS = ROOT / "tests" / "submissions"
 RUBRIC = tomllib.loads((ROOT / "graders" / "rubric.toml").read_text())["checks"]
 ALL = list(RUBRIC)
 CALLS = ["calls_ten_made", "calls_prompts_in_order", "calls_system_prompt", "calls_deployment_max_tokens", "answers_lists"]
@@ -28,11 +27,6 @@ FRAMES = ["neutral_df_built", "loaded_df_built"]
 BONUS = [name for name in ALL if RUBRIC[name].get("bonus")]
 CORE = [name for name in ALL if name not in BONUS]
 FAKE_KEY = "0123456789abcdef0123456789abcdef"
-INSTRUCTOR_SECRETS = {
-    "AZURE_OPENAI_API_KEY": "instructor-azure-key-7f3a9c",
-    "DATABRICKS_TOKEN": "dapi-instructor-token-51b2",
-    "MY_SERVICE_SECRET": "instructor-secret-e81d",
-}
 
 # learner: (score /15, bonus /4, status, checks failed, a words of the first relevant note or None)
 EXPECTED = {
@@ -69,29 +63,12 @@ EXPECTED = {
     "unsafe-cassette": (15, 4, "graded", [], "Votre cassette n'a pas été utilisée"),
     "zipped": (15, 4, "graded", [], None),
 }
-# The sample class graded in one batch: all but the endless loop, which test_time_limits grades (a loop costs its cell
-# limit twice in a batch of several workers: stopped there, then graded again alone, the other workers idle).
-IN_BATCH = {learner: row for learner, row in EXPECTED.items() if learner != "endless-loop"}
+IN_BATCH = {learner: row for learner, row in EXPECTED.items() if learner not in SAMPLE_CLASS_LEFT_OUT}
 
 
 def read_grades(out: Path) -> dict[str, dict]:
     with open(out / "grades.csv", encoding="utf-8") as handle:
         return {row["learner"]: row for row in csv.DictReader(handle)}
-
-
-@pytest.fixture(scope="module")
-def graded_class(tmp_path_factory):
-    """The whole sample class graded once, with the instructor's secrets in the grader's environment."""
-    out = tmp_path_factory.mktemp("grades")
-    work = tmp_path_factory.mktemp("work")
-    class_dir = tmp_path_factory.mktemp("class") / "submissions"
-    shutil.copytree(SUBMISSIONS, class_dir, ignore=lambda folder, names: {
-        name for name in names if Path(name).stem not in IN_BATCH} if Path(folder) == SUBMISSIONS else set())
-    done = rai_lab_command("grade", str(class_dir), "--assignment", "responsible-ai-fr", "--out", str(out),
-                           "--work", str(work), "--cell-timeout", "30", "--timeout", "400", "--no-progress",
-                           env=INSTRUCTOR_SECRETS, timeout=3000)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return out, work, done.stdout
 
 
 def test_the_class_is_graded_in_parallel_each_worker_with_its_own_spark_server(graded_class):
