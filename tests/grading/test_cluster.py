@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, SAMPLE_CLASS_LIMITS, rai_lab_command
 
-from rai_lab.grading.cluster import driver, host
+from rai_lab.grading.cluster import answers, driver, host
 from rai_lab.grading.cluster.standalone import Cluster
 
 SUBMISSIONS = ROOT / "tests" / "submissions"
@@ -185,9 +185,9 @@ def test_tasks_have_several_learners_and_each_learner_one_result():
             pass
 
     grader = Grader()
-    sink = driver.Sink(grader, {"ada": None}, Bar(), on_refusal=lambda: None)
+    sink = answers.Sink(grader, {"ada": None}, Bar(), on_refusal=lambda: None)
     record = {"learner": "ada", "outcome": {"learner": "ada", "source": "ada.ipynb"}, "host": "h", "attempt": 0}
-    param = driver.SinkParam()
+    param = answers.SinkParam()
     assert param.zero(sink) == [] and param.addInPlace([record], [record]) == [record, record]
     assert param.addInPlace(sink, [record, {**record, "attempt": 1}, {**record, "learner": "eve"}]) is sink
     assert list(sink.outcomes) == ["ada"] and sink.doubled == 1 and grader.state.kept == ["ada"]

@@ -3,9 +3,9 @@ Spark tasks on the cluster's executors instead of by local workers.
 
 Everything around the grading is the local `Grader`'s: the intake (every entry a row), the kept grades of unchanged
 submissions, the course prepared and the solution timed once (on the driver, by one local worker, with the same
-sandbox), and the outputs (grades.csv, the feedback pages, nbgrader's export, state.json). Only `_grade_all` differs:
+sandbox), and the outputs (grades.csv, the feedback pages, nbgrader's export, state.json). Only `grade_all` differs:
 the pending learners are split into partitions, each a Spark task (`task.grade_partition`) that grades them on its
-executor with the local batch's own code, and answers through an accumulator (`Sink`) once it is done.
+executor with the local batch's own code, and answers through an accumulator (`answers.Sink`) once it is done.
 
 Faults: a task whose executor dies answers nothing and Spark runs it again elsewhere (spark.task.maxFailures); the
 driver keeps the first answer of each learner (never two); when a task fails every try, its learners are tried
@@ -30,6 +30,7 @@ from pathlib import Path
 from rai_lab import paths
 from rai_lab.errors import RaiLabError
 from rai_lab.grading.cluster import host, task
+from rai_lab.grading.cluster.answers import Sink, SinkParam
 from rai_lab.grading.instructor import intake
 from rai_lab.grading.instructor.batch import Grader
 from rai_lab.grading.instructor.course import CourseTree
@@ -40,12 +41,6 @@ from rai_lab.messages import say
 MIN_LEARNERS_PER_TASK, MAX_LEARNERS_PER_TASK = 4, 16  # see learners_per_task
 FAILED_TASK = re.compile(r"Task (\d+) in stage [\d.]+ failed (\d+) times")
 
-try:
-    from pyspark.accumulators import AccumulatorParam
-except ImportError:  # pragma: no cover - pyspark is a dependency of the kit
-    AccumulatorParam = object
-
-
 def learners_per_task(learners: int, slots: int) -> int:
     """How many learners a task grades by default: the class over twice the cluster's task slots (a slow task is
     overtaken), at least MIN_LEARNERS_PER_TASK (a task starts a worker and its Spark server, 10 s or more, once for
@@ -53,68 +48,6 @@ def learners_per_task(learners: int, slots: int) -> int:
     MAX_LEARNERS_PER_TASK (an executor lost costs its tasks' learners again)."""
     even = math.ceil(learners / max(1, slots))
     return max(1, min(MAX_LEARNERS_PER_TASK, max(min(MIN_LEARNERS_PER_TASK, even), math.ceil(even / 2))))
-
-
-class SinkParam(AccumulatorParam):
-    """An accumulator whose value is a list of records on the executors and a `Sink` on the driver: each finished
-    task's records reach the driver as the task ends (pyspark's accumulator server), and are merged there."""
-
-    def zero(self, value):
-        return []
-
-    def addInPlace(self, value1, value2):
-        if isinstance(value1, Sink):
-            value1.receive(value2)
-            return value1
-        return [*value1, *value2]
-
-
-class Sink:
-    """Where the tasks' records land on the driver: one result per learner, the first one (a task run twice, its
-    executor lost after it answered, answers twice), merged into the driver's course tree and saved at once."""
-
-    def __init__(self, grader: ClusterGrader, expected: dict[str, intake.Submission], bar, on_refusal):
-        self.grader, self.expected, self.bar, self.on_refusal = grader, expected, bar, on_refusal
-        self.outcomes: dict[str, Outcome] = {}
-        self.records: dict[str, dict] = {}  # per learner, where and when it was graded (host, partition, attempt)
-        self.tasks: list[dict] = []
-        self.refused: list[dict] = []
-        self.doubled = 0
-        self.merge_s = 0.0  # the driver's time spent merging answers (in pyspark's accumulator thread)
-        self.errors: list[str] = []
-        self.lock = threading.Lock()
-
-    def receive(self, records: list[dict]) -> None:
-        for record in records:
-            try:
-                self._receive_one(record)
-            except Exception as err:  # noqa: BLE001 - never lose the server thread; the learner is tried again
-                self.errors.append(f"{record.get('learner', '?')}: {type(err).__name__}: {err}")
-
-    def _receive_one(self, record: dict) -> None:
-        if record.get("refused"):
-            self.refused.append(record)
-            self.on_refusal()
-            return
-        if record.get("task"):
-            self.tasks.append(record["task"])
-            return
-        learner = record["learner"]
-        with self.lock:
-            if learner in self.outcomes or learner not in self.expected:
-                self.doubled += learner in self.outcomes
-                return
-        outcome = Outcome(**record["outcome"])
-        started = time.monotonic()
-        self.grader.merge(record)
-        self.merge_s += time.monotonic() - started
-        with self.lock:
-            self.outcomes[learner] = outcome
-            self.records[learner] = {k: record.get(k) for k in ("host", "partition", "attempt", "pid", "start")}
-            self.grader.timings["notebooks"][learner] = record.get("seconds") or {}
-        self.grader.state.keep(outcome)
-        self.bar.set_postfix_str(learner)
-        self.bar.update()
 
 
 class LazyWorker:
@@ -293,7 +226,7 @@ class ClusterGrader(Grader):
             gb.db.commit()
 
     # -- the batch on the cluster ----------------------------------------------------------------------------
-    def _grade_all(self, pending: list[intake.Submission], progress: bool, workers: list) -> list[Outcome]:
+    def grade_all(self, pending: list[intake.Submission], progress: bool, workers: list) -> list[Outcome]:
         from tqdm import tqdm
 
         for index, worker in enumerate(workers):  # the local worker timed the solution; the cluster grades

@@ -5,7 +5,7 @@ The driver ships the course it prepared (nbgrader's tree, as a tar) and the time
 in a broadcast; each task gets its learners' notebooks. The task unpacks the course in a folder of its own under the
 executor's work folder, takes a uid block of its own (`uids.UidBlock`: two executors on one host never share one),
 starts one grading worker and grades its learners one after another. It answers only when it is done, through the
-driver's accumulator (`driver.Sink`): a task that dies halfway answers nothing, and Spark runs it again elsewhere."""
+driver's accumulator (`answers.Sink`): a task that dies halfway answers nothing, and Spark runs it again elsewhere."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ class TaskGrader(Grader):
             self.services.start()
             timings["uid_base"] = self.services.uid_base
             workers.append(self.start_worker(0))
-            outcomes = self._grade_all(subs, False, workers)
+            outcomes = self.grade_all(subs, False, workers)
         except BaseException:
             self.stopping.set()
             raise

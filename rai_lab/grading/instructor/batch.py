@@ -184,7 +184,7 @@ class Grader:
                 self.state.reference = self.time_limits.reference_limits(workers[0], previous, self.state.digest)
                 self.timings["reference_s"] = time.monotonic() - clock - self.timings["spark_server_ready_s"]
                 started = time.monotonic()
-                for outcome in self._grade_all(pending, progress, workers):
+                for outcome in self.grade_all(pending, progress, workers):
                     outcomes[outcome.learner] = outcome
                 self.timings["grading_s"] = time.monotonic() - started
             elif previous.get("reference"):
@@ -214,7 +214,7 @@ class Grader:
         (self.batch_logs / "timings.json").write_text(json.dumps(self.timings, indent=1), encoding="utf-8")
         return ordered
 
-    def _grade_all(self, pending: list[intake.Submission], progress: bool, workers: list) -> list[Outcome]:
+    def grade_all(self, pending: list[intake.Submission], progress: bool, workers: list) -> list[Outcome]:
         """Grade every pending learner on the workers; then, alone on one worker, each learner whose grading
         something may have disturbed (`disturbed`): that second grading is theirs alone, and it is the one kept."""
         from tqdm import tqdm
