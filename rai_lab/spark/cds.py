@@ -44,8 +44,9 @@ spark.stop()
 
 
 def _java() -> Path | None:
-    home = os.environ.get("JAVA_HOME")
-    found = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    from rai_lab.spark.session import java_binary
+
+    found = java_binary()
     return Path(found).resolve() if found and Path(found).exists() else None
 
 
@@ -103,7 +104,7 @@ def build(timeout: float = 600) -> Path:
     partial = place / f"spark-{key}.{os.getpid()}.partial"
     with tempfile.TemporaryDirectory(prefix="rai-lab-cds-") as state:
         options = f"{SMALL_DATA_JAVA_OPTIONS} -XX:ArchiveClassesAtExit={partial} {QUIET}"
-        status = server.start(port=_free_port(), state=Path(state), java_options=options, timeout=timeout)
+        status = server.start(port=server.free_port(), state=Path(state), java_options=options, timeout=timeout)
         try:
             subprocess.run([sys.executable, "-c", WORKLOAD.format(url=status.url)], capture_output=True, text=True,
                            timeout=timeout, check=True)
@@ -139,14 +140,6 @@ def _writable(place: Path) -> bool:
     except OSError:
         return False
     return os.access(place, os.W_OK)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _stop_and_wait(pid: int | None, timeout: float) -> bool:

@@ -45,10 +45,16 @@ DISPLAY_CONF = {
 }
 
 
+def java_binary() -> str | None:
+    """The java that Spark runs: JAVA_HOME's, else the one on PATH (None: none there)."""
+    home = os.environ.get("JAVA_HOME")
+    return str(Path(home) / "bin" / "java") if home else shutil.which("java")
+
+
 def java_problem() -> str | None:
     """Why Java 17+ cannot be used here, or None when it can."""
     home = os.environ.get("JAVA_HOME")
-    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    java = java_binary()
     if not java or not Path(java).exists():
         return f"{java} does not exist (JAVA_HOME={home})" if home else "java not on PATH"
     try:

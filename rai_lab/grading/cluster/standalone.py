@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -17,14 +16,11 @@ from pathlib import Path
 import pyspark
 
 from rai_lab.grading.instructor.workers import kill_family
+from rai_lab.spark.server import free_port
 
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Cluster:

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from rai_lab.grading.worker.jsonlines import JsonLines
+from rai_lab.spark.server import free_port
 
 DEFAULT_PORT = 15002
 RSS_LIMIT = 1200 << 20  # a JVM holding more than this between learners (heap 640 MB) is started anew
@@ -43,7 +43,7 @@ class SlotSpark:
         self.env = env  # the worker's own environment (no secret), for an unsandboxed server (--trusted)
         self.process: subprocess.Popen | None = None
         self.pid: int | None = None  # the JVM's, as the keeper last said
-        self.port = DEFAULT_PORT if _private_loopback() else _free_port()
+        self.port = DEFAULT_PORT if _private_loopback() else free_port()
         self.url = f"sc://127.0.0.1:{self.port}"
         self.restarts: list[str] = []  # why the server was started anew, batch-long
         self.seconds: dict = {}  # what the last check between learners took
@@ -187,8 +187,3 @@ def _private_loopback() -> bool:
     """In a network namespace of the worker's own (nothing else listens on its loopback)."""
     return os.environ.get("RAI_LAB_PRIVATE_NETNS") == "1"
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
