@@ -219,6 +219,7 @@ def _become_kernel(message: dict, fds: list[int], connection_file: str, limits: 
         from rai_lab.grading.sandboxed import guard
 
         guard.install_guard(os.environ.get("RAI_LAB_LANG", "fr"))
+        guard.spark_fails_fast()
         from ipykernel import kernelapp
 
         kernelapp.launch_new_instance(argv=argv)
