@@ -14,14 +14,19 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, SAMPLE_CLASS_LIMITS, rai_lab_command
+from make_submissions import filled, write
+from test_hostile_grading import SPARK_KILLER_FRAMES
 
 from rai_lab.grading.cluster import answers, driver, host
 from rai_lab.grading.cluster.standalone import Cluster
 
 SUBMISSIONS = ROOT / "tests" / "submissions"
 # Six learners to grade (a whole lab, nothing done, calls missing, a wrong variable, their own cassette, a zip) and
-# one that never reaches nbgrader: three tasks of two, so that one task is killed after the first two have run.
+# one that never reaches nbgrader, then KILLER: four tasks of two, so that one task is killed after the first two ran.
 CLASS = ["solution", "unfilled", "nine-calls", "key-placeholder", "with-own-cassette", "zipped", "invalid-json"]
+# A learner whose UDF kills every process it may: its task's Spark server stops. Their host graded another task beside
+# them, so the driver grades them again alone (as a local batch does at its end) and only then says it was theirs.
+KILLER = "spark-server-killer"
 LIMITS = list(SAMPLE_CLASS_LIMITS)  # the sample class's batch's, whose rows these are compared with
 
 
@@ -60,6 +65,7 @@ def class_dir(tmp_path_factory) -> Path:
     for entry in SUBMISSIONS.iterdir():
         if entry.name.split(".")[0] in CLASS:
             (shutil.copytree if entry.is_dir() else shutil.copy)(entry, folder / entry.name)
+    write(filled(frames=SPARK_KILLER_FRAMES), folder / f"{KILLER}.ipynb")
     return folder
 
 
@@ -112,7 +118,7 @@ def test_a_class_graded_on_a_cluster_that_loses_a_worker_has_the_local_rows(clas
     timings = json.loads((work / "logs" / "batch" / "timings.json").read_text())
     graded_where = timings["cluster"]["graded_where"]
     learners = sorted(name for name in CLASS if name != "invalid-json")
-    assert sorted(graded_where) == learners  # each learner once (a record that came twice is counted, not kept)
+    assert sorted(graded_where) == sorted([*learners, KILLER])  # each once (a record that came twice is not kept)
     assert any(record["attempt"] >= 1 for record in graded_where.values())  # the killed task, run again
     # The two executors ran their first tasks side by side, each with a uid block of its own.
     tasks = sorted(timings["cluster"]["tasks"], key=lambda task: task["start"])
@@ -120,9 +126,15 @@ def test_a_class_graded_on_a_cluster_that_loses_a_worker_has_the_local_rows(clas
     assert first["start"] < second["end"] and second["start"] < first["end"] and first["pid"] != second["pid"]
     assert first["uid_base"] != second["uid_base"]
 
+    # The learner who stopped their task's Spark server, graded again alone on the driver: that stop is theirs.
+    assert timings["graded_again"] == {KILLER: "Spark server stopped"}
+    assert timings["cluster"]["graded_again_alone"]["learners"] == [KILLER]
     rows, expected = read_rows(out), local_rows[0]
+    killer = rows.pop(KILLER)
+    assert (killer["status"], killer["score"], killer["bonus"]) == ("graded", "11", "2"), killer
+    assert "serveur Spark" in killer["notes"].split(" | ")[0] and "noté seul" in killer["notes"], killer["notes"]
     assert rows == expected  # row for row, every column (grades.csv has no timing column)
-    assert nbgrader_scores(out) == local_rows[1]
+    assert {k: v for k, v in nbgrader_scores(out).items() if k != KILLER} == local_rows[1]
     for learner in learners:
         page = (out / "feedback" / learner / "responsible_ai.html").read_text(encoding="utf-8")
         assert "rai-lab-summary" in page and "<body" in page  # nbgrader's feedback with the kit's summary
@@ -131,8 +143,8 @@ def test_a_class_graded_on_a_cluster_that_loses_a_worker_has_the_local_rows(clas
     # The cache: the same class graded again, locally, keeps every grade.
     again = rai_lab_command("grade", str(class_dir), "--out", str(out), "--work", str(work), *LIMITS, "--no-progress",
                             timeout=600)
-    assert again.returncode == 0 and "0 graded now, 7 kept" in again.stdout, again.stdout + again.stderr
-    assert read_rows(out) == expected
+    assert again.returncode == 0 and "0 graded now, 8 kept" in again.stdout, again.stdout + again.stderr
+    assert read_rows(out) == {**expected, KILLER: killer}
 
     import psutil
 
@@ -192,3 +204,7 @@ def test_tasks_have_several_learners_and_each_learner_one_result():
     assert param.addInPlace(sink, [record, {**record, "attempt": 1}, {**record, "learner": "eve"}]) is sink
     assert list(sink.outcomes) == ["ada"] and sink.doubled == 1 and grader.state.kept == ["ada"]
     assert sink.records["ada"]["attempt"] == 0
+    # A learner a task's batch may have disturbed: merged, but not kept, and left for the driver to grade alone.
+    sink.expected["eve"] = None
+    param.addInPlace(sink, [{**record, "learner": "eve", "again": "cell time limit"}])
+    assert grader.merged == ["ada", "eve"] and grader.state.kept == ["ada"] and sink.again == {"eve": "cell time limit"}

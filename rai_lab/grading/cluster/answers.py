@@ -46,6 +46,7 @@ class Sink:
         self.doubled = 0
         self.merge_s = 0.0  # the driver's time spent merging answers (in pyspark's accumulator thread)
         self.errors: list[str] = []
+        self.again: dict[str, str] = {}  # learners the driver must grade again alone, and why (`Grader.again`)
         self.lock = threading.Lock()
 
     def receive(self, records: list[dict]) -> None:
@@ -76,6 +77,9 @@ class Sink:
             self.outcomes[learner] = outcome
             self.records[learner] = {k: record.get(k) for k in ("host", "partition", "attempt", "pid", "start")}
             self.grader.timings["notebooks"][learner] = record.get("seconds") or {}
+            if record.get("again"):  # not final: graded again alone on the driver (`ClusterGrader.grade_all`)
+                self.again[learner] = record["again"]
+                return
         self.grader.state.keep(outcome)
         self.bar.set_postfix_str(learner)
         self.bar.update()

@@ -9,8 +9,10 @@ executor with the local batch's own code, and answers through an accumulator (`a
 
 Faults: a task whose executor dies answers nothing and Spark runs it again elsewhere (spark.task.maxFailures); the
 driver keeps the first answer of each learner (never two); when a task fails every try, its learners are tried
-again one per task, and a learner that fails every try of their own gets a row with the reason. An executor host
-that would grade with another kit or without the sandbox stops the batch (`host.refusal`)."""
+again one per task, and a learner that fails every try of their own gets a row with the reason. A learner whom a
+time limit or a stopped Spark server stopped in a task (whose host graded other tasks beside it) is graded again
+alone on the driver's own worker (`grade_again_alone`). An executor host that would grade with another kit or
+without the sandbox stops the batch (`host.refusal`)."""
 
 from __future__ import annotations
 
@@ -310,6 +312,8 @@ class ClusterGrader(Grader):
                                 seconds=time.monotonic() - clock)
             self.timings["cluster"] = self.cluster
         results = dict(sink.outcomes)
+        results.update(self.grade_again_alone([sub for sub in pending if sub.learner in sink.again], sink.again,
+                                              progress, workers))
         for learner, detail in failed.items():
             sub = next(s for s in pending if s.learner == learner)
             outcome = new_outcome(sub, self.sandbox_kind)
@@ -319,6 +323,21 @@ class ClusterGrader(Grader):
             results[learner] = outcome
             self.state.keep(outcome)
         return [results[sub.learner] for sub in pending]
+
+    def grade_again_alone(self, subs: list[intake.Submission], why: dict[str, str], progress: bool,
+                          workers: list) -> dict[str, Outcome]:
+        """The learners a task's batch may have disturbed (a time limit, a Spark server that stopped: `disturbed`),
+        graded again on the driver's own worker, alone on this machine, as a local batch grades them at its end:
+        their host ran other tasks beside them. The second grading is the one kept."""
+        if not subs or self.stopping.is_set():
+            return {}
+        self.timings.setdefault("graded_again", {}).update(why)
+        clock = time.monotonic()
+        try:
+            graded = Grader.grade_all(self, subs, progress, workers)  # `workers`: the batch's own, one local slot
+        finally:
+            self.cluster["graded_again_alone"] = {"learners": sorted(why), "seconds": time.monotonic() - clock}
+        return {outcome.learner: outcome for outcome in graded}
 
     def check_hosts(self, context) -> None:
         """Ask as many tasks as the cluster has cores whether their host may grade (`host.refusal`): a host that

@@ -54,6 +54,7 @@ class TaskGrader(Grader):
                          illustrations=config["illustrations"], limits=sandbox.Limits(**config["sandbox_limits"]))
         self.time_limits.used = dict(limits)  # the driver's reference run's: the same limits as a local batch
         self.root = root
+        self.shares_host = True  # other tasks grade on this host: a learner a limit stopped is graded again alone
 
     def grade_learners(self, subs: list[intake.Submission], course: bytes) -> tuple[list, dict]:
         """Grade `subs` on one worker, in the course `course` (a `pack`ed tree); their outcomes and the task's
@@ -83,11 +84,13 @@ class TaskGrader(Grader):
         return outcomes, timings
 
     def record(self, outcome) -> dict:
-        """What the driver gets of one learner: the outcome, nbgrader's folders, the log and the gradebook's rows."""
+        """What the driver gets of one learner: the outcome, nbgrader's folders, the log, the gradebook's rows and, if
+        something of the batch may have disturbed their grading (`again`: why), that the driver must grade them again
+        alone."""
         learner = outcome.learner
         files = pack(self.course, [f"{step}/{learner}" for step in ("autograded", "feedback")])
         log = self.work / "logs" / f"{learner}.log"
-        return {"learner": learner, "outcome": asdict(outcome), "files": files,
+        return {"learner": learner, "outcome": asdict(outcome), "files": files, "again": self.again.get(learner),
                 "log": zlib.compress(log.read_bytes()) if log.exists() else b"",
                 "gradebook": self.gradebook_rows(learner)}
 

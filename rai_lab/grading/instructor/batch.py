@@ -79,6 +79,10 @@ class Grader:
         self.reports = Reports(self.out_dir, self.lang, self.tree, self.batch_logs)
         # Where a batch's time goes, written to <work>/logs/batch/timings.json (benchmarks/grading.py reads it).
         self.timings: dict = {"notebooks": {}, "worker_start_s": []}
+        # A cluster task's batch (cluster.task): its host grades other tasks' learners at the same time, so none of
+        # its learners is graded alone; the learners to grade again alone are left in `again` for the driver.
+        self.shares_host = False
+        self.again: dict[str, str] = {}
 
     @property
     def limits_used(self) -> dict:
@@ -247,6 +251,7 @@ class Grader:
                 results[sub.learner] = outcome
                 if why and not alone:
                     again.append(sub)
+                    self.again[sub.learner] = why
                     self.timings.setdefault("graded_again", {})[sub.learner] = why
                 else:
                     self.state.keep(outcome)  # final: saved now, kept if the batch is stopped
@@ -260,7 +265,7 @@ class Grader:
                 except queue.Empty:
                     return
                 try:
-                    grade_one(index, sub, alone=len(workers) == 1)
+                    grade_one(index, sub, alone=len(workers) == 1 and not self.shares_host)
                 except Exception as err:  # noqa: BLE001 - a fault of the grader's own: this learner is not lost
                     with lock:
                         results[sub.learner] = grader_fault(sub, err, self.sandbox_kind, self.lang)
@@ -271,6 +276,8 @@ class Grader:
         for thread in threads:
             thread.join()
         for sub in sorted(again, key=lambda item: item.learner):  # every other worker is idle now
+            if self.shares_host:
+                break  # not here: the cluster's driver grades them again, alone (cluster.driver)
             grade_one(0, sub, alone=True, second=True)
         bar.close()
         return [results.get(sub.learner) or grader_fault(sub, RuntimeError("not graded"), self.sandbox_kind, self.lang)
