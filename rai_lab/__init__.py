@@ -1,6 +1,15 @@
 """rai-lab: a Jupyter teaching kit with automated grading for the Responsible AI lab (AI-06)."""
 
+import sys as _sys
+
 from rai_lab.errors import CassetteError, CassetteMissError, JavaMissingError, RaiLabError
+
+# jsonschema, which nbformat loads to read any notebook, imports rfc3987_syntax when it is installed (jupyter-events
+# asks for jsonschema[format-nongpl]); that module builds a Lark grammar as it is imported: about 1.2 s of CPU in each
+# process that reads a notebook (the grader, its workers, nbgrader, papermill), for one format ("iri") that no schema
+# the kit reads uses. Marked absent here, jsonschema leaves that format unchecked. The Makefile's environments import
+# rai_lab at every Python start (a .pth file) so that their jupyter and nbgrader processes skip it too.
+_sys.modules.setdefault("rfc3987_syntax", None)
 
 __version__ = "0.1.0"
 
