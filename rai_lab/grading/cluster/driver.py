@@ -42,6 +42,33 @@ from rai_lab.messages import say
 
 MIN_LEARNERS_PER_TASK, MAX_LEARNERS_PER_TASK = 4, 16  # see learners_per_task
 FAILED_TASK = re.compile(r"Task (\d+) in stage [\d.]+ failed (\d+) times")
+# A task's own exception, as `grade_group` raises it. Spark 4 hands a Python exception (a SparkThrowable) to the driver
+# as it is, without "Job aborted due to stage failure: Task N ... failed K times": the task says which it was.
+TASK_ERROR = re.compile(r"rai-lab task (\d+) failed: ([^\n]*)")
+LOCAL_TRIES = re.compile(r"^local\[\s*(?:\d+|\*)\s*,\s*(\d+)\s*\]$")
+
+
+def task_tries(master: str, conf) -> int:
+    """How many times Spark tries a task: spark.task.maxFailures, except on a local master, which ignores it
+    (local[N, F]: F tries; local, local[N]: one)."""
+    if master.startswith("local"):
+        found = LOCAL_TRIES.match(master.replace(" ", ""))
+        return int(found.group(1)) if found else 1
+    return int(conf.get("spark.task.maxFailures", "4"))
+
+
+def grade_group(config, sink, part) -> None:
+    """A task (`task.grade_partition`) whose failure names its partition, so that the driver knows whose it was."""
+    from pyspark import TaskContext
+
+    groups = list(part)
+    try:
+        task.grade_partition(config, sink, groups)
+    except Exception as err:  # noqa: BLE001 - said to the driver, which tells the learner (TASK_ERROR)
+        context = TaskContext.get()
+        index = context.partitionId() if context else -1
+        raise RuntimeError(f"rai-lab task {index} failed: {type(err).__name__}: {err}"[:500]) from err
+
 
 def learners_per_task(learners: int, slots: int) -> int:
     """How many learners a task grades by default: the class over twice the cluster's task slots (a slow task is
@@ -124,6 +151,12 @@ class ClusterGrader(Grader):
         """`Grader.run`, the cluster's driver started at the same time as the local worker and the course."""
         def start() -> None:
             try:
+                if self.master.startswith("local") and not os.environ.get("RAI_LAB_CLUSTER_TASK_DIR"):
+                    # The executor is this process's JVM, its tasks' folders in this folder (the kit's, often): in the
+                    # work folder instead, outside the repository as a grading work folder must be (batch.Grader).
+                    tasks = self.work / "cluster-tasks"
+                    tasks.mkdir(parents=True, exist_ok=True)
+                    os.environ["RAI_LAB_CLUSTER_TASK_DIR"] = str(tasks)
                 self.context = spark_context(self.master, f"rai-lab grade {self.assignment}")
                 started = time.monotonic()
                 self.course_blob = self.shipped_course()
@@ -256,7 +289,7 @@ class ClusterGrader(Grader):
                    file=sys.stderr)
         sink = Sink(self, {sub.learner: sub for sub in pending}, bar, lambda: context.cancelJobGroup(group))
         accumulator = context.accumulator(sink, SinkParam())
-        tries = int(context.getConf().get("spark.task.maxFailures", "4"))
+        tries = task_tries(context.master, context.getConf())
         slots = max(1, context.defaultParallelism)
         size = self.learners_per_task or learners_per_task(len(pending), slots)
         failed: dict[str, str] = {}
@@ -273,7 +306,7 @@ class ClusterGrader(Grader):
                 before = len(sink.outcomes)
                 try:
                     context.parallelize(groups, len(groups)).foreachPartition(
-                        lambda part, _config=config, _sink=accumulator: task.grade_partition(_config, _sink, part))
+                        lambda part, _config=config, _sink=accumulator: grade_group(_config, _sink, part))
                 except Exception as err:  # noqa: BLE001 - a task failed every try, or the batch was stopped
                     error = err
                 rounds += 1
@@ -293,6 +326,10 @@ class ClusterGrader(Grader):
                     continue
                 detail = _spark_error(error)
                 match = FAILED_TASK.search(str(error))
+                own = TASK_ERROR.findall(str(error))  # the last: what the task raised (a learner's text comes before)
+                if own and not match:
+                    match = re.match(r"(\d+)", own[-1][0])
+                    detail = own[-1][1].strip()[:300]
                 if per_task == 1 and match and int(match.group(1)) < len(groups):
                     learner = groups[int(match.group(1))][0]["learner"]
                     failed[learner] = detail
