@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime
 import math
 import os
-import re
 import shutil
 import sys
 import threading
@@ -31,7 +30,7 @@ from pathlib import Path
 
 from rai_lab import paths
 from rai_lab.errors import RaiLabError
-from rai_lab.grading.cluster import host, task
+from rai_lab.grading.cluster import failures, host, task
 from rai_lab.grading.cluster.answers import Sink, SinkParam
 from rai_lab.grading.instructor import intake
 from rai_lab.grading.instructor.batch import Grader
@@ -41,35 +40,6 @@ from rai_lab.grading.instructor.rubric import Outcome, reason
 from rai_lab.messages import say
 
 MIN_LEARNERS_PER_TASK, MAX_LEARNERS_PER_TASK = 4, 16  # see learners_per_task
-FAILED_TASK = re.compile(r"Task (\d+) in stage [\d.]+ failed (\d+) times")
-# A task's own exception, as `grade_group` raises it. Spark 4 hands a Python exception (a SparkThrowable) to the driver
-# as it is, without "Job aborted due to stage failure: Task N ... failed K times": the task says which it was.
-TASK_ERROR = re.compile(r"rai-lab task (\d+) failed: ([^\n]*)")
-LOCAL_TRIES = re.compile(r"^local\[\s*(?:\d+|\*)\s*,\s*(\d+)\s*\]$")
-
-
-def task_tries(master: str, conf) -> int:
-    """How many times Spark tries a task: spark.task.maxFailures, except on a local master, which ignores it
-    (local[N, F]: F tries; local, local[N]: one)."""
-    if master.startswith("local"):
-        found = LOCAL_TRIES.match(master.replace(" ", ""))
-        return int(found.group(1)) if found else 1
-    return int(conf.get("spark.task.maxFailures", "4"))
-
-
-def grade_group(config, sink, part) -> None:
-    """A task (`task.grade_partition`) whose failure names its partition, so that the driver knows whose it was."""
-    from pyspark import TaskContext
-
-    groups = list(part)
-    try:
-        task.grade_partition(config, sink, groups)
-    except Exception as err:  # noqa: BLE001 - said to the driver, which tells the learner (TASK_ERROR)
-        context = TaskContext.get()
-        index = context.partitionId() if context else -1
-        raise RuntimeError(f"rai-lab task {index} failed: {type(err).__name__}: {err}"[:500]) from err
-
-
 def learners_per_task(learners: int, slots: int) -> int:
     """How many learners a task grades by default: the class over twice the cluster's task slots (a slow task is
     overtaken), at least MIN_LEARNERS_PER_TASK (a task starts a worker and its Spark server, 10 s or more, once for
@@ -289,7 +259,7 @@ class ClusterGrader(Grader):
                    file=sys.stderr)
         sink = Sink(self, {sub.learner: sub for sub in pending}, bar, lambda: context.cancelJobGroup(group))
         accumulator = context.accumulator(sink, SinkParam())
-        tries = task_tries(context.master, context.getConf())
+        tries = failures.task_tries(context.master, context.getConf())
         slots = max(1, context.defaultParallelism)
         size = self.learners_per_task or learners_per_task(len(pending), slots)
         failed: dict[str, str] = {}
@@ -306,7 +276,7 @@ class ClusterGrader(Grader):
                 before = len(sink.outcomes)
                 try:
                     context.parallelize(groups, len(groups)).foreachPartition(
-                        lambda part, _config=config, _sink=accumulator: grade_group(_config, _sink, part))
+                        lambda part, _config=config, _sink=accumulator: failures.grade_group(_config, _sink, part))
                 except Exception as err:  # noqa: BLE001 - a task failed every try, or the batch was stopped
                     error = err
                 rounds += 1
@@ -324,14 +294,9 @@ class ClusterGrader(Grader):
                             failed[sub.learner] = "; ".join(sink.errors[-3:])[:300] or "no answer"
                         remaining = []
                     continue
-                detail = _spark_error(error)
-                match = FAILED_TASK.search(str(error))
-                own = TASK_ERROR.findall(str(error))  # the last: what the task raised (a learner's text comes before)
-                if own and not match:
-                    match = re.match(r"(\d+)", own[-1][0])
-                    detail = own[-1][1].strip()[:300]
-                if per_task == 1 and match and int(match.group(1)) < len(groups):
-                    learner = groups[int(match.group(1))][0]["learner"]
+                index, detail = failures.failed_task(error)
+                if per_task == 1 and index is not None and index < len(groups):
+                    learner = groups[index][0]["learner"]
                     failed[learner] = detail
                     remaining = [sub for sub in remaining if sub.learner != learner]
                 elif per_task == 1 and len(sink.outcomes) == before:  # nothing came back: the cluster, not a learner
@@ -387,13 +352,3 @@ class ClusterGrader(Grader):
         if refused:
             raise RaiLabError(say("cluster.refused", self.lang, master=self.master, why=" ".join(refused)))
         self.cluster["hosts_checked"] = sorted({name for name, _ in answers})
-
-
-def _spark_error(error: BaseException) -> str:
-    """The line of a Spark job's failure that says why (the task's own exception when there is one)."""
-    text = str(error)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    causes = [line for line in lines if re.match(r"^\w+(Error|Exception)\b", line) and "Py4J" not in line]
-    found = FAILED_TASK.search(text)
-    head = found.group(0) if found else (lines[0] if lines else type(error).__name__)
-    return (head + (f": {causes[-1]}" if causes else ""))[:300]
