@@ -167,11 +167,31 @@ def time_scale() -> float:
         return 1.0
 
 
-def install(pacer: Pacer) -> None:
-    """Pace every chat-completions request the httpx clients of this process send (the openai client's)."""
-    import httpx
+# What the openai client sends with: httpx (the openai the kit pins, 1.42.0), httpx2 (httpx's API; the newest openai).
+HTTP_CLIENTS = ("httpx", "httpx2")
 
-    original = getattr(httpx.Client.send, "_rai_lab_original", httpx.Client.send)
+
+def _client_classes() -> list:
+    """The `Client` class of each HTTP library of HTTP_CLIENTS that this Python has."""
+    import importlib
+
+    found = []
+    for name in HTTP_CLIENTS:
+        try:
+            found.append(importlib.import_module(name).Client)
+        except ImportError:
+            continue
+    return found
+
+
+def install(pacer: Pacer) -> None:
+    """Pace every chat-completions request the HTTP clients of this process send (the openai client's)."""
+    for client in _client_classes():
+        _pace(client, pacer)
+
+
+def _pace(client, pacer: Pacer) -> None:
+    original = getattr(client.send, "_rai_lab_original", client.send)
 
     def send(self, request, *args, **kwargs):
         if request.method != "POST" or not request.url.path.endswith("/chat/completions"):
@@ -193,12 +213,11 @@ def install(pacer: Pacer) -> None:
         return response
 
     send._rai_lab_original = original  # type: ignore[attr-defined]
-    httpx.Client.send = send
+    client.send = send
 
 
 def uninstall() -> None:
-    import httpx
-
-    original = getattr(httpx.Client.send, "_rai_lab_original", None)
-    if original is not None:
-        httpx.Client.send = original
+    for client in _client_classes():
+        original = getattr(client.send, "_rai_lab_original", None)
+        if original is not None:
+            client.send = original
