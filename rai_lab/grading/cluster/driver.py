@@ -77,6 +77,9 @@ def spark_context(master: str, app: str):
     """A SparkContext on `master` (any URL spark-submit takes), or the one spark-submit made."""
     from pyspark import SparkConf, SparkContext
 
+    from rai_lab.spark import cds
+    from rai_lab.spark.session import SMALL_DATA_JAVA_OPTIONS
+
     conf = SparkConf().setAppName(app)
     if master:
         conf.setMaster(master)
@@ -85,6 +88,9 @@ def spark_context(master: str, app: str):
         "spark.task.maxFailures": "4",
         "spark.ui.showConsoleProgress": "false",
         "spark.ui.enabled": "false",
+        # The driver's JVM places tasks and gathers answers: started as every Spark JVM of the kit on this machine
+        # (the JIT's quick tier, the kit's class archive). The executors' JVMs are the cluster's to set.
+        "spark.driver.extraJavaOptions": cds.with_archive(SMALL_DATA_JAVA_OPTIONS),
     }
     if os.environ.get("SPARK_LOCAL_IP"):
         defaults["spark.driver.host"] = os.environ["SPARK_LOCAL_IP"]
