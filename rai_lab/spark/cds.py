@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -79,8 +78,13 @@ def archive() -> Path | None:
     return next((place / f"spark-{key}.jsa" for place in _places() if (place / f"spark-{key}.jsa").is_file()), None)
 
 
-def with_archive(java_options: str) -> str:
-    """`java_options`, and the options that start the JVM from the archive when there is one."""
+def with_archive(java_options: str | None = None) -> str:
+    """`java_options` (by default the kit's, SMALL_DATA_JAVA_OPTIONS), and the options that start the JVM from the
+    archive when there is one."""
+    if java_options is None:
+        from rai_lab.spark.session import SMALL_DATA_JAVA_OPTIONS
+
+        java_options = SMALL_DATA_JAVA_OPTIONS
     found = None if "ArchiveClassesAtExit" in java_options else archive()
     return f"{java_options} -XX:SharedArchiveFile={found} {QUIET}".strip() if found else java_options
 

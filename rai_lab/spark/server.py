@@ -30,7 +30,6 @@ def state_dir() -> Path:
     return Path(base) if base else paths.cache_dir() / "spark-connect"
 
 
-
 def free_port() -> int:
     """A port free on 127.0.0.1 now (for a server about to start there)."""
     import socket
@@ -38,6 +37,7 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
 
 def spark_home() -> Path:
     import pyspark

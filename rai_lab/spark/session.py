@@ -163,7 +163,7 @@ def _local_session(spec: str | None, lang: str):
         **DISPLAY_CONF,
         "spark.sql.warehouse.dir": str(scratch / "warehouse"),
         "spark.local.dir": str(scratch),
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={scratch} {cds.with_archive(SMALL_DATA_JAVA_OPTIONS)}",
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={scratch} {cds.with_archive()}",
     }
     _launch_quiet_gateway(conf, scratch / "spark-driver.log")
     builder = SparkSession.builder

@@ -78,7 +78,6 @@ def spark_context(master: str, app: str):
     from pyspark import SparkConf, SparkContext
 
     from rai_lab.spark import cds
-    from rai_lab.spark.session import SMALL_DATA_JAVA_OPTIONS
 
     conf = SparkConf().setAppName(app)
     if master:
@@ -90,7 +89,7 @@ def spark_context(master: str, app: str):
         "spark.ui.enabled": "false",
         # The driver's JVM places tasks and gathers answers: started as every Spark JVM of the kit on this machine
         # (the JIT's quick tier, the kit's class archive). The executors' JVMs are the cluster's to set.
-        "spark.driver.extraJavaOptions": cds.with_archive(SMALL_DATA_JAVA_OPTIONS),
+        "spark.driver.extraJavaOptions": cds.with_archive(),
     }
     if os.environ.get("SPARK_LOCAL_IP"):
         defaults["spark.driver.host"] = os.environ["SPARK_LOCAL_IP"]

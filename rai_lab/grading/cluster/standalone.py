@@ -21,8 +21,6 @@ from rai_lab.spark.server import free_port
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
 
 
-
-
 class Cluster:
     """A master on 127.0.0.1 and `workers` workers of `cores` cores and `memory` each, their logs and work folders
     under `root`. `url` is the master's; `stop()` ends every process started (the executors with their workers)."""
@@ -40,11 +38,10 @@ class Cluster:
         conf = self.root / "conf"  # empty: no spark-defaults.conf of the machine's changes the cluster
         conf.mkdir(parents=True, exist_ok=True)
         from rai_lab.spark import cds
-        from rai_lab.spark.session import SMALL_DATA_JAVA_OPTIONS
 
         # The master and the workers only place executors: the JIT's quick tier and the kit's class archive (as every
         # Spark JVM of the kit) start them on about half the CPU (2.8 s instead of 5 s each here).
-        daemon = os.environ.get("SPARK_DAEMON_JAVA_OPTS") or cds.with_archive(SMALL_DATA_JAVA_OPTIONS)
+        daemon = os.environ.get("SPARK_DAEMON_JAVA_OPTS") or cds.with_archive()
         return {**os.environ, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_CONF_DIR": str(conf),
                 "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON") or sys.executable,
                 "SPARK_NO_DAEMONIZE": "1", "SPARK_DAEMON_JAVA_OPTS": daemon}

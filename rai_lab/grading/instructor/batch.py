@@ -80,9 +80,9 @@ class Grader:
         # Where a batch's time goes, written to <work>/logs/batch/timings.json (benchmarks/grading.py reads it).
         self.timings: dict = {"notebooks": {}, "worker_start_s": []}
         # A cluster task's batch (cluster.task): its host grades other tasks' learners at the same time, so none of
-        # its learners is graded alone; the learners to grade again alone are left in `again` for the driver.
+        # its learners is graded alone; the learners to grade again alone are left in timings["graded_again"] for
+        # the driver.
         self.shares_host = False
-        self.again: dict[str, str] = {}
 
     @property
     def limits_used(self) -> dict:
@@ -251,7 +251,6 @@ class Grader:
                 results[sub.learner] = outcome
                 if why and not alone:
                     again.append(sub)
-                    self.again[sub.learner] = why
                     self.timings.setdefault("graded_again", {})[sub.learner] = why
                 else:
                     self.state.keep(outcome)  # final: saved now, kept if the batch is stopped
@@ -275,10 +274,9 @@ class Grader:
             thread.start()
         for thread in threads:
             thread.join()
-        for sub in sorted(again, key=lambda item: item.learner):  # every other worker is idle now
-            if self.shares_host:
-                break  # not here: the cluster's driver grades them again, alone (cluster.driver)
-            grade_one(0, sub, alone=True, second=True)
+        if not self.shares_host:  # a cluster task's: its driver grades them again, alone (cluster.driver)
+            for sub in sorted(again, key=lambda item: item.learner):  # every other worker is idle now
+                grade_one(0, sub, alone=True, second=True)
         bar.close()
         return [results.get(sub.learner) or grader_fault(sub, RuntimeError("not graded"), self.sandbox_kind, self.lang)
                 for sub in pending]

@@ -1,6 +1,6 @@
 """Inside a learner's grading kernel: every connection from Python that is not to the loopback is refused, with
 a message, so that a learner who tries the network reads why (the sandbox has no network anyway); and a Spark Connect
-client that cannot reach the worker slot's Spark server gives up in about 2 s (`spark_fails_fast`)."""
+client that cannot reach the worker slot's Spark server gives up within about a second (`spark_fails_fast`)."""
 
 from __future__ import annotations
 
@@ -54,13 +54,13 @@ def install_guard(lang: str = "fr") -> None:
     socket.getaddrinfo = getaddrinfo
 
 
-# What a grading kernel's Spark Connect client retries when the slot's server does not answer: 4 tries, at most 1 s
-# apart (about 2 s in all), instead of pyspark's 15 tries up to a minute apart (10 minutes, for a cluster restarting).
+# What a grading kernel's Spark Connect client retries when the slot's server does not answer: 3 retries, at most
+# 0.5 s apart (under a second in all), instead of pyspark's 15 up to a minute apart (10 minutes, for a cluster).
 SPARK_RETRIES = {"max_retries": 3, "max_backoff": 500}
 
 
 def spark_fails_fast() -> None:
-    """Make every Spark Connect client of this kernel retry a server that does not answer for about 2 s only.
+    """Make every Spark Connect client of this kernel retry a server that does not answer for about a second only.
 
     The slot's Spark server is on the loopback and is never restarted while a learner runs: once it is gone (a
     learner's UDF killed it), waiting helps nothing. With pyspark's default a client waits 10 minutes, ignoring the
