@@ -31,11 +31,15 @@ spark-archive: $(STAMP)
 
 ## Debian packages, installed when missing and we are root (otherwise the command to run is printed):
 ## bubblewrap for the grading sandbox (system-deps), chromium for the browser test (browser-deps).
+## apt takes one lock: two installs at once (make -j, or two checkouts' makes) make the second fail at once
+## ("Could not get lock /var/lib/apt/lists/lock"), so each waits for APT_LOCK, then looks again.
+APT_LOCK ?= /tmp/rai-lab-apt.lock
 define apt_need
 	@if $(2); then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		exec 9>>$(APT_LOCK) && flock 9 && if $(2); then :; else \
 		echo "installing $(1) (Debian package: $(3))"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 $(1) >/dev/null; fi; \
 	else \
 		echo "rai-lab needs the Debian package $(1) ($(3)): sudo apt-get install $(1)" >&2; exit 1; \
 	fi
@@ -59,12 +63,12 @@ grade: $(STAMP) system-deps
 ## tests again with the newest openai release and the lab through Databricks Connect (its own environment)
 ## against a local Spark Connect server (each one's output printed when it ends). The three environments'
 ## dependencies, the classroom's (Debian's nodejs and npm, configurable-http-proxy, the accounts' Python) and
-## Spark's class archive are made side by side first (pip, apt and npm wait on the network and the disk as much
+## Spark's class archive, bubblewrap and chromium are made side by side first (pip, apt and npm wait on the network and the disk as much
 ## as on a core); the project itself goes into each environment one after the other (pip builds it in place).
 ## It prints how long it took: 15 min 25 s (0f45de0) and 17 min 50 s (683db85) on 2 cores from a fresh clone (the goal is 15).
 test:
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory -j4 $(STAMP) $(LATEST)/.deps $(DATABRICKS)/.deps classroom-deps spark-archive && \
+	$(MAKE) --no-print-directory -j4 $(STAMP) $(LATEST)/.deps $(DATABRICKS)/.deps classroom-deps spark-archive system-deps browser-deps && \
 	$(MAKE) --no-print-directory $(LATEST)/.installed $(DATABRICKS)/.installed && \
 	$(MAKE) --no-print-directory -j3 --output-sync=target test-main test-openai-latest test-databricks; status=$$?; \
 	took=$$(( $$(date +%s) - start )); echo "make test: $$((took / 60)) min $$((took % 60)) s (exit $$status)"; exit $$status
