@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     slot.environment()
     from rai_lab.spark import session as spark_targets
     from rai_lab.grading.sandboxed.replay import REPLAY_ENV
-    from rai_lab.grading.worker import replay, sandbox, sealed
+    from rai_lab.grading.worker import feedback, replay, sandbox, sealed
     from rai_lab.grading.worker.rerun import Rerun
     from rai_lab.grading.worker.slotspark import SlotSpark
 
@@ -222,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     service = replay.ReplayService()
     slot.start()
     reuse_relaxed_validators()
+    feedback.reuse_compiled_templates()
     from nbgrader.apps import NbGraderAPI
 
     if spark is not None:
