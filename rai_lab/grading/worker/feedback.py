@@ -96,47 +96,54 @@ class TrimTracebacks(Preprocessor):
         return kept or [scrub_paths(entry, self._folders) for entry in traceback[-1:]]
 
 
+
+class CompiledTemplates:
+    """A Jinja bytecode cache in memory: each template's compiled code, kept with its source's checksum, for
+    environments configured alike (what the compiled code depends on besides the source is part of the key)."""
+
+    def __init__(self):
+        from jinja2 import BytecodeCache
+
+        class Cache(BytecodeCache):
+            def load_bytecode(cache, bucket) -> None:  # noqa: N805 - the outer self holds the codes
+                found = self.codes.get(self.key(bucket))
+                if found is not None and found[0] == bucket.checksum:
+                    bucket.code = found[1]
+
+            def dump_bytecode(cache, bucket) -> None:  # noqa: N805
+                self.codes[self.key(bucket)] = (bucket.checksum, bucket.code)
+
+        self.codes: dict = {}
+        self.cache = Cache()
+
+    @staticmethod
+    def key(bucket) -> tuple:
+        env = bucket.environment
+        return (bucket.key, tuple(sorted(env.extensions)), env.is_async, repr(env.autoescape), env.optimized,
+                env.block_start_string, env.block_end_string, env.variable_start_string, env.variable_end_string,
+                env.comment_start_string, env.comment_end_string, env.line_statement_prefix, env.line_comment_prefix,
+                env.trim_blocks, env.lstrip_blocks, env.newline_sequence, env.keep_trailing_newline)
+
+
+COMPILED = CompiledTemplates()
+
+
 def reuse_compiled_templates() -> None:
     """Compile each of nbconvert's templates once per process, not at every feedback page.
 
     nbgrader makes a new HTML exporter for every learner's feedback, and each makes a new Jinja environment that
-    parses and compiles the same templates again (about a third of a feedback page's time). Jinja's own bytecode
-    cache keeps the compiled code of each template, checked against its source, for environments configured alike.
+    parses and compiles the same templates again. Every environment nbconvert makes now shares COMPILED.
     """
-    from jinja2 import BytecodeCache
     from nbconvert.exporters.templateexporter import TemplateExporter
 
     if getattr(TemplateExporter._create_environment, "rai_lab", False):
         return
-
-    class Compiled(BytecodeCache):
-        def __init__(self):
-            self.codes: dict = {}
-
-        @staticmethod
-        def _key(bucket) -> tuple:
-            env = bucket.environment  # what the compiled code depends on besides the template's source
-            return (bucket.key, tuple(sorted(env.extensions)), env.is_async, repr(env.autoescape), env.optimized,
-                    env.block_start_string, env.block_end_string, env.variable_start_string, env.variable_end_string,
-                    env.comment_start_string, env.comment_end_string, env.line_statement_prefix,
-                    env.line_comment_prefix, env.trim_blocks, env.lstrip_blocks, env.newline_sequence,
-                    env.keep_trailing_newline)
-
-        def load_bytecode(self, bucket) -> None:
-            found = self.codes.get(self._key(bucket))
-            if found is not None and found[0] == bucket.checksum:
-                bucket.code = found[1]
-
-        def dump_bytecode(self, bucket) -> None:
-            self.codes[self._key(bucket)] = (bucket.checksum, bucket.code)
-
-    compiled = Compiled()
     original = TemplateExporter._create_environment
 
     def _create_environment(self):
         environment = original(self)
         if environment.bytecode_cache is None:
-            environment.bytecode_cache = compiled
+            environment.bytecode_cache = COMPILED.cache
         return environment
 
     _create_environment.rai_lab = True

@@ -72,15 +72,33 @@ def _ended(process) -> bool:
         return True
 
 
-def _busy(jvm, window: float = 0.3, tries: int = 6) -> bool:
+def _cpu_seconds(jvm) -> float:
+    """The CPU time the JVM's live threads have used, in nanoseconds' precision (/proc/PID/task/*/schedstat), so a
+    short window tells a busy server from an idle one; psutil's clock ticks (10 ms) where that cannot be read."""
+    total = 0
+    try:
+        tasks = os.scandir(f"/proc/{jvm.pid}/task")
+    except OSError:
+        return sum(jvm.cpu_times()[:2])
+    with tasks:
+        for task in tasks:
+            try:
+                with open(f"{task.path}/schedstat", "rb") as handle:
+                    total += int(handle.read().split(None, 1)[0])
+            except (OSError, ValueError, IndexError):
+                pass  # a thread that ended meanwhile
+    return total / 1e9
+
+
+def _busy(jvm, window: float = 0.1, tries: int = 10) -> bool:
     """Still computing: more than BUSY_SHARE of a core in each of `tries` windows (GC or JIT settle in one)."""
     import psutil
 
     for _ in range(tries):
         try:
-            before = sum(jvm.cpu_times()[:2])
+            before = _cpu_seconds(jvm)
             time.sleep(window)
-            used = sum(jvm.cpu_times()[:2]) - before
+            used = _cpu_seconds(jvm) - before
         except psutil.Error:
             return False
         if used < BUSY_SHARE * window:
