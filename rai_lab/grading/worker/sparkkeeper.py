@@ -22,9 +22,12 @@ HEAP = "640m"  # the JVM's heap: with the serial collector and the JIT's quick t
 
 def _conf() -> dict[str, str]:
     """Beyond rai_lab.spark.server's own settings. A batch lasts minutes: the JIT's quick tier only and the serial
-    collector (SMALL_DATA_JAVA_OPTIONS) leave the cores to the kernels; no whole-stage code generation, whose compile
-    time the lab's small queries never win back; a fresh Python worker per UDF task (none outlives its task)."""
-    return {"spark.sql.codegen.wholeStage": "false", "spark.driver.memory": HEAP,
+    collector (SMALL_DATA_JAVA_OPTIONS) leave the cores to the kernels; no code generation, neither whole-stage nor
+    of single expressions (Spark's interpreted evaluation, NO_CODEGEN): each query's generated classes were compiled
+    by Janino, loaded, verified and compiled again by the JIT, a sixth of the server's CPU for queries of a few
+    hundred rows; a fresh Python worker per UDF task (none outlives its task)."""
+    return {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+            "spark.driver.memory": HEAP,
             "spark.executor.pyspark.memory": PYTHON_WORKER_MEMORY, "spark.python.worker.reuse": "false"}
 
 
