@@ -17,7 +17,15 @@ from pathlib import Path
 
 BUSY_SHARE = 0.5  # of one core: a JVM using more than this after its learner left still runs their work
 PYTHON_WORKER_MEMORY = "1g"  # RLIMIT_AS of each Python worker (a UDF) the server starts
-HEAP = "640m"  # the JVM's heap: with the serial collector and the JIT's quick tier, about 450 MB resident when idle
+HEAP = "640m"  # the JVM's heap at most: with the serial collector and the JIT's quick tier, about 450 MB resident
+# The heap starts small and its young generation stays small: the JVM's default first heap (1/64 of the machine's
+# memory, 384 MB here) filled with short-lived garbage before the first full collection, while what a batch's
+# server keeps alive is about 100 MB; the young collections stay quick (what survives them is small).
+HEAP_OPTIONS = "-Xms128m -Xmn64m"
+# What Spark keeps of past jobs, stages, queries and Connect sessions for its UI, which a batch's server never shows
+RETAINED = {"spark.ui.retainedJobs": "20", "spark.ui.retainedStages": "20", "spark.ui.retainedTasks": "200",
+            "spark.sql.ui.retainedExecutions": "20", "spark.connect.ui.retainedSessions": "20",
+            "spark.connect.ui.retainedStatements": "20"}
 
 
 def _conf() -> dict[str, str]:
@@ -27,7 +35,7 @@ def _conf() -> dict[str, str]:
     by Janino, loaded, verified and compiled again by the JIT, a sixth of the server's CPU for queries of a few
     hundred rows; a fresh Python worker per UDF task (none outlives its task)."""
     return {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN",
-            "spark.driver.memory": HEAP,
+            "spark.driver.memory": HEAP, **RETAINED,
             "spark.executor.pyspark.memory": PYTHON_WORKER_MEMORY, "spark.python.worker.reuse": "false"}
 
 
@@ -136,7 +144,8 @@ def keep(state: str, port: int) -> int:
     except (OSError, AttributeError):
         pass
     try:
-        options = os.environ.get("RAI_LAB_BATCH_JAVA_OPTIONS", spark_mod.SMALL_DATA_JAVA_OPTIONS)
+        options = os.environ.get("RAI_LAB_BATCH_JAVA_OPTIONS", f"{spark_mod.SMALL_DATA_JAVA_OPTIONS} {HEAP_OPTIONS}")
+        os.environ.setdefault("MALLOC_ARENA_MAX", "2")  # the JVM's threads share 2 malloc arenas, not 8 per core
         url = spark_server.start(port=port, state=folder, java_options=options, conf=_conf()).url
     except Exception as err:  # noqa: BLE001 - said to the worker, which says it to the instructor
         print(json.dumps({"error": f"{type(err).__name__}: {err}"}), flush=True)
