@@ -12,7 +12,11 @@ from rai_lab.grading.worker import sparkkeeper
 
 
 def _started(code: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", code])
+    """A process running `code`, once it has said it runs (its start is not what is judged)."""
+    process = subprocess.Popen([sys.executable, "-c", code + "\nprint('running', flush=True)\nimport time\n"
+                                "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "running"
+    return process
 
 
 def test_a_server_that_computes_is_busy_and_one_that_waits_is_not():
@@ -20,7 +24,7 @@ def test_a_server_that_computes_is_busy_and_one_that_waits_is_not():
     computing = _started("import hashlib, threading\ndata = bytes(1 << 22)\n"
                          "def spin():\n    while True: hashlib.sha256(data).digest()\n"
                          "for _ in range(3): threading.Thread(target=spin).start()")
-    waiting = _started("import time\ntime.sleep(60)")
+    waiting = _started("pass")
     try:
         assert sparkkeeper._busy(psutil.Process(computing.pid))
         assert not sparkkeeper._busy(psutil.Process(waiting.pid))
@@ -32,7 +36,7 @@ def test_a_server_that_computes_is_busy_and_one_that_waits_is_not():
 
 
 def test_a_server_that_is_gone_is_not_busy():
-    gone = _started("pass")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
     process = psutil.Process(gone.pid)
     gone.wait()
     assert not sparkkeeper._busy(process)
