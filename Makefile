@@ -65,7 +65,7 @@ grade: $(STAMP) system-deps
 ## dependencies, the classroom's (Debian's nodejs and npm, configurable-http-proxy, the accounts' Python) and
 ## Spark's class archive, bubblewrap and chromium are made side by side first (pip, apt and npm wait on the network and the disk as much
 ## as on a core); the project itself goes into each environment one after the other (pip builds it in place).
-## It prints how long it took: 15 min 25 s (0f45de0) and 17 min 50 s (683db85) on 2 cores from a fresh clone (the goal is 15).
+## It prints how long it took: 14 min 2 s (5a9e01f) and 14 min 3 s (849c3f3) on 2 cores from a fresh clone, quiet (the goal is 15).
 test:
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory -j4 $(STAMP) $(LATEST)/.deps $(DATABRICKS)/.deps classroom-deps spark-archive system-deps browser-deps && \
