@@ -31,12 +31,12 @@ def test_a_feedback_page_is_the_same_with_its_templates_compiled_once():
 def test_a_template_whose_source_changed_is_compiled_again():
     cache = feedback.CompiledTemplates()
     sources = {"page": "bonjour {{ name }}"}
-    env = Environment(loader=DictLoader(sources), bytecode_cache=cache.cache)
+    env = Environment(loader=DictLoader(sources), bytecode_cache=cache)
     assert env.get_template("page").render(name="Ada") == "bonjour Ada"
     sources["page"] = "hello {{ name }}"
-    again = Environment(loader=DictLoader(sources), bytecode_cache=cache.cache)
+    again = Environment(loader=DictLoader(sources), bytecode_cache=cache)
     assert again.get_template("page").render(name="Ada") == "hello Ada"
     # the same source in an environment with other delimiters does not take the code compiled for the default ones
     other = Environment(loader=DictLoader(sources), variable_start_string="[[", variable_end_string="]]",
-                        bytecode_cache=cache.cache)
+                        bytecode_cache=cache)
     assert other.get_template("page").render(name="Ada") == "hello {{ name }}"

@@ -46,7 +46,8 @@ class Sink:
         self.doubled = 0
         self.merge_s = 0.0  # the driver's time spent merging answers (in pyspark's accumulator thread)
         self.errors: list[str] = []
-        self.again: dict[str, str] = {}  # learners the driver must grade again alone, and why (a task's `timings["graded_again"]`)
+        # learners the driver must grade again alone, and why (a task's timings["graded_again"])
+        self.again: dict[str, str] = {}
         self.lock = threading.Lock()
 
     def receive(self, records: list[dict]) -> None:

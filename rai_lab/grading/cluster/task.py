@@ -90,7 +90,8 @@ class TaskGrader(Grader):
         learner = outcome.learner
         files = pack(self.course, [f"{step}/{learner}" for step in ("autograded", "feedback")])
         log = self.work / "logs" / f"{learner}.log"
-        return {"learner": learner, "outcome": asdict(outcome), "files": files, "again": self.timings.get("graded_again", {}).get(learner),
+        again = self.timings.get("graded_again", {}).get(learner)
+        return {"learner": learner, "outcome": asdict(outcome), "files": files, "again": again,
                 "log": zlib.compress(log.read_bytes()) if log.exists() else b"",
                 "gradebook": self.gradebook_rows(learner)}
 

@@ -6,6 +6,7 @@ import os
 import re
 import tempfile
 
+from jinja2 import BytecodeCache
 from nbconvert.preprocessors import Preprocessor
 from traitlets import Bool, Integer
 
@@ -96,25 +97,12 @@ class TrimTracebacks(Preprocessor):
         return kept or [scrub_paths(entry, self._folders) for entry in traceback[-1:]]
 
 
-
-class CompiledTemplates:
+class CompiledTemplates(BytecodeCache):
     """A Jinja bytecode cache in memory: each template's compiled code, kept with its source's checksum, for
     environments configured alike (what the compiled code depends on besides the source is part of the key)."""
 
     def __init__(self):
-        from jinja2 import BytecodeCache
-
-        class Cache(BytecodeCache):
-            def load_bytecode(cache, bucket) -> None:  # noqa: N805 - the outer self holds the codes
-                found = self.codes.get(self.key(bucket))
-                if found is not None and found[0] == bucket.checksum:
-                    bucket.code = found[1]
-
-            def dump_bytecode(cache, bucket) -> None:  # noqa: N805
-                self.codes[self.key(bucket)] = (bucket.checksum, bucket.code)
-
         self.codes: dict = {}
-        self.cache = Cache()
 
     @staticmethod
     def key(bucket) -> tuple:
@@ -123,6 +111,14 @@ class CompiledTemplates:
                 env.block_start_string, env.block_end_string, env.variable_start_string, env.variable_end_string,
                 env.comment_start_string, env.comment_end_string, env.line_statement_prefix, env.line_comment_prefix,
                 env.trim_blocks, env.lstrip_blocks, env.newline_sequence, env.keep_trailing_newline)
+
+    def load_bytecode(self, bucket) -> None:
+        found = self.codes.get(self.key(bucket))
+        if found is not None and found[0] == bucket.checksum:
+            bucket.code = found[1]
+
+    def dump_bytecode(self, bucket) -> None:
+        self.codes[self.key(bucket)] = (bucket.checksum, bucket.code)
 
 
 COMPILED = CompiledTemplates()
@@ -143,7 +139,7 @@ def reuse_compiled_templates() -> None:
     def _create_environment(self):
         environment = original(self)
         if environment.bytecode_cache is None:
-            environment.bytecode_cache = COMPILED.cache
+            environment.bytecode_cache = COMPILED
         return environment
 
     _create_environment.rai_lab = True
